@@ -1,0 +1,50 @@
+//! Engine thresholds (`[detect]` table of `moat.toml`).
+
+use serde::{Deserialize, Serialize};
+
+/// Tunable thresholds of the detection engine. Every field has a default; a `[detect]`
+/// table may override any subset. Unknown keys are rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// Risk at or above which requests are throttled (not restrictive).
+    pub throttle_at: f64,
+    /// Risk at or above which extraction-like requests are degraded.
+    pub degrade_at: f64,
+    /// Risk at or above which extraction-like requests are challenged.
+    pub challenge_at: f64,
+    /// Risk at or above which extraction-like requests are blocked.
+    pub block_at: f64,
+    /// Accounts younger than this many days count as new.
+    pub new_account_days: f64,
+    /// Half-life (hours) of the sliding harvest-rate estimate.
+    pub rate_half_life_hours: f64,
+    /// Untemplated single-turn requests per half-life window that start to look like harvesting.
+    pub harvest_rate_floor: f64,
+    /// Minimum cluster size (accounts) before cluster-level scoring applies.
+    pub min_cluster_size: u32,
+    /// Maximum number of accounts tracked per shared key (IP subnet, prompt family).
+    pub max_accounts_per_key: usize,
+    /// Maximum number of shared keys (subnets + prompt families) tracked globally.
+    pub max_shared_keys: usize,
+    /// Disable cross-account clustering entirely.
+    pub disable_clustering: bool,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            throttle_at: 0.35,
+            degrade_at: 0.6,
+            challenge_at: 0.8,
+            block_at: 0.93,
+            new_account_days: 14.0,
+            rate_half_life_hours: 6.0,
+            harvest_rate_floor: 15.0,
+            min_cluster_size: 3,
+            max_accounts_per_key: 48,
+            max_shared_keys: 1 << 20,
+            disable_clustering: false,
+        }
+    }
+}

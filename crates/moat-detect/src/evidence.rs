@@ -1,0 +1,157 @@
+//! Aggregatable evidence counters, kept per account and per cluster.
+//!
+//! Everything here is a fixed-size counter, so an account costs the same memory after
+//! ten requests or ten million; a cluster's evidence is the sum of its members'.
+
+use crate::cadence::HourHistogram;
+use crate::decay::Decayed;
+use crate::event::Outcome;
+use crate::features::RequestFeatures;
+use crate::signals::reasoning;
+use crate::signals::topics::TOPICS;
+
+/// Per-request facts that depend on the account's own history (computed by the engine).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context {
+    /// The prompt repeats a skeleton the account already used (template).
+    pub templated: bool,
+    /// The client address was not among the account's recent addresses.
+    pub new_ip: bool,
+    /// The account was younger than `new_account_days` at this request.
+    pub young: bool,
+    /// The account is not verified.
+    pub unverified: bool,
+}
+
+/// Evidence counters.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// Requests seen.
+    pub n: u32,
+    /// Sum of reasoning-elicitation phrase weights.
+    pub reasoning_sum: f32,
+    /// Requests with a strong reasoning-trace phrase.
+    pub reasoning_strong: u32,
+    /// Requests asking for native reasoning (thinking budget ≥ 1024 / reasoning effort).
+    pub thinking: u32,
+    /// Requests with a harvest shape (huge max_tokens, n>1, logprobs, logit_bias, max_tokens 1).
+    pub shape: u32,
+    /// Requests with several completions (`n > 1`) or log-probabilities.
+    pub sampling: u32,
+    /// Model-as-grader requests.
+    pub grader: u32,
+    /// Requests that continue a conversation (earlier answers in context).
+    pub followup: u32,
+    /// Agent-loop requests (tool results in context).
+    pub agent: u32,
+    /// Single-turn requests whose skeleton is new for the account (breadth).
+    pub novel: u32,
+    /// Requests repeating one of the account's skeletons.
+    pub templated: u32,
+    /// Requests sent while the account was new.
+    pub young: u32,
+    /// Requests from unverified accounts.
+    pub unverified: u32,
+    /// Requests from an address not among the account's recent ones.
+    pub new_ip: u32,
+    /// Responses settled.
+    pub settled: u32,
+    /// Prompt tokens of settled responses.
+    pub in_tokens: u64,
+    /// Completion tokens of settled responses.
+    pub out_tokens: u64,
+    /// Completion tokens of settled single-turn responses.
+    pub single_out_tokens: u64,
+    /// Settled single-turn responses.
+    pub single_settled: u32,
+    /// Hour-of-day arrival histogram.
+    pub hours: HourHistogram,
+    /// First arrival.
+    pub first_ts: i64,
+    /// Last arrival.
+    pub last_ts: i64,
+    /// Decayed count of novel single-turn requests (sliding harvest volume).
+    pub harvest: Decayed,
+    /// Topic histogram of single-turn prompts (breadth).
+    pub topics: [u16; TOPICS],
+}
+
+impl Evidence {
+    /// Adds one request.
+    pub fn observe(&mut self, ts_ms: i64, f: &RequestFeatures, cx: &Context, half_life_ms: f64) {
+        if self.n == 0 || ts_ms < self.first_ts {
+            self.first_ts = ts_ms;
+        }
+        self.last_ts = self.last_ts.max(ts_ms);
+        self.n += 1;
+        self.reasoning_sum += f.reasoning;
+        self.reasoning_strong += u32::from(f.reasoning >= reasoning::STRONG);
+        self.thinking += u32::from(f.thinking_budget >= 1024);
+        self.shape += u32::from(f.shape.any());
+        self.sampling += u32::from(f.shape.has(crate::signals::shape::Shape::MULTI_SAMPLE | crate::signals::shape::Shape::LOGPROBS));
+        self.grader += u32::from(f.grader);
+        self.followup += u32::from(f.followup);
+        self.agent += u32::from(f.agent);
+        let novel = f.single_turn() && !cx.templated;
+        self.novel += u32::from(novel);
+        self.templated += u32::from(cx.templated);
+        self.young += u32::from(cx.young);
+        self.unverified += u32::from(cx.unverified);
+        self.new_ip += u32::from(cx.new_ip);
+        self.hours.observe(ts_ms);
+        if novel {
+            self.harvest.add(ts_ms, 1.0, half_life_ms);
+        }
+        if f.single_turn() {
+            let t = usize::from(f.topic).min(TOPICS - 1);
+            self.topics[t] = self.topics[t].saturating_add(1);
+        }
+    }
+
+    /// Adds one settled response.
+    pub fn settle(&mut self, out: &Outcome, single_turn: bool) {
+        if out.status >= 400 {
+            return;
+        }
+        self.settled += 1;
+        self.in_tokens += out.input_tokens;
+        self.out_tokens += out.output_tokens;
+        if single_turn {
+            self.single_settled += 1;
+            self.single_out_tokens += out.output_tokens;
+        }
+    }
+
+    /// Adds another account's (or cluster's) evidence.
+    pub fn merge(&mut self, o: &Evidence, half_life_ms: f64) {
+        if o.n == 0 {
+            return;
+        }
+        self.first_ts = if self.n == 0 { o.first_ts } else { self.first_ts.min(o.first_ts) };
+        self.last_ts = self.last_ts.max(o.last_ts);
+        self.n += o.n;
+        self.reasoning_sum += o.reasoning_sum;
+        self.reasoning_strong += o.reasoning_strong;
+        self.thinking += o.thinking;
+        self.shape += o.shape;
+        self.sampling += o.sampling;
+        self.grader += o.grader;
+        self.followup += o.followup;
+        self.agent += o.agent;
+        self.novel += o.novel;
+        self.templated += o.templated;
+        self.young += o.young;
+        self.unverified += o.unverified;
+        self.new_ip += o.new_ip;
+        self.settled += o.settled;
+        self.in_tokens += o.in_tokens;
+        self.out_tokens += o.out_tokens;
+        self.single_out_tokens += o.single_out_tokens;
+        self.single_settled += o.single_settled;
+        self.hours.merge(&o.hours);
+        self.harvest.merge(&o.harvest, half_life_ms);
+        for (a, b) in self.topics.iter_mut().zip(o.topics.iter()) {
+            *a = a.saturating_add(*b);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Per-request features: everything the engine needs from one request, computed by a pure
+//! function so callers (replay) can compute them in parallel before feeding the engine in order.
+
+use crate::event::{Api, Event};
+use crate::request_view::RequestView;
+use crate::signals::{grader, reasoning, shape, skeleton, topics};
+use crate::text::{extract_text, hash_str, ip_key, subnet_key};
+
+/// Features of one request. Build with [`RequestFeatures::extract`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestFeatures {
+    /// Reasoning-elicitation phrase weight (0, weak, medium or strong; see `signals::reasoning`).
+    pub reasoning: f32,
+    /// Native reasoning budget requested (Anthropic thinking / OpenAI reasoning effort), tokens.
+    pub thinking_budget: u32,
+    /// Harvest-shape flags.
+    pub shape: shape::Shape,
+    /// Requested `max_tokens` (0 if absent).
+    pub max_tokens: u32,
+    /// Model-as-grader prompt.
+    pub grader: bool,
+    /// Earlier assistant turns present: a conversation that builds on previous answers.
+    pub followup: bool,
+    /// Tool results present: an agent loop.
+    pub agent: bool,
+    /// Hash of the system text (0 when none or very short).
+    pub system_key: u64,
+    /// Hash of the tool definitions (0 when none).
+    pub tools_key: u64,
+    /// Skeleton prefix key of the last user turn.
+    pub prefix_key: u64,
+    /// Skeleton suffix key of the last user turn.
+    pub suffix_key: u64,
+    /// Hash of the whole last user turn (exact repeats).
+    pub content_key: u64,
+    /// Topic bin of the last user turn (see `signals::topics`).
+    pub topic: u8,
+    /// Length of the last user turn in characters.
+    pub user_chars: u32,
+    /// /24 (or /48) network of the client address (hashed).
+    pub subnet_key: u64,
+    /// Client address (hashed).
+    pub ip_key: u64,
+}
+
+impl RequestFeatures {
+    /// Extracts the features of an event's request.
+    pub fn extract(ev: &Event) -> Self {
+        Self::from_parts(ev.api, &ev.request, &ev.ip)
+    }
+
+    /// Same as [`RequestFeatures::extract`], from borrowed parts.
+    pub fn from_parts(api: Api, req: &serde_json::Value, ip: &str) -> Self {
+        Self::from_view(api, &RequestView::from_value(req), ip)
+    }
+
+    /// Features from a typed view of the request body (fastest path: replay parses
+    /// the traffic line straight into a [`RequestView`]).
+    pub fn from_view(api: Api, req: &RequestView<'_>, ip: &str) -> Self {
+        let rt = extract_text(api, req);
+        let reasoning = reasoning::phrase_score(&rt.system).max(reasoning::phrase_score(&rt.last_user));
+        let grader = grader::is_grader(&rt.system) || grader::is_grader(&rt.last_user);
+        let (prefix_key, suffix_key) = skeleton::skeleton_keys(&rt.last_user);
+        let system_key = if rt.system.trim().len() >= 16 {
+            hash_str(rt.system.trim()) | 1
+        } else {
+            0
+        };
+        let mut tools_key = 0u64;
+        for name in req
+            .tools
+            .iter()
+            .flatten()
+            .filter_map(|t| t.name.as_deref().or(t.function.as_ref().and_then(|f| f.name.as_deref())))
+            .chain(req.functions.iter().flatten().filter_map(|f| f.name.as_deref()))
+        {
+            tools_key = (tools_key.rotate_left(7) ^ hash_str(name)) | 1;
+        }
+        RequestFeatures {
+            reasoning,
+            thinking_budget: reasoning::native_reasoning(req),
+            shape: shape::shape(req),
+            max_tokens: shape::max_tokens(req),
+            grader,
+            followup: rt.assistant_turns > 0,
+            agent: rt.tool_results > 0,
+            system_key,
+            tools_key,
+            prefix_key,
+            suffix_key,
+            content_key: hash_str(&rt.last_user) | 1,
+            topic: topics::topic(&rt.last_user),
+            user_chars: rt.last_user.chars().count().min(u32::MAX as usize) as u32,
+            subnet_key: subnet_key(ip),
+            ip_key: ip_key(ip),
+        }
+    }
+
+    /// Whether the request itself carries extraction-typical content or shape
+    /// (reasoning elicitation, native thinking, harvest shape, grader use).
+    pub fn extraction_like(&self) -> bool {
+        self.reasoning >= reasoning::MEDIUM || self.thinking_budget >= 1024 || self.shape.any() || self.grader
+    }
+
+    /// Whether the request is a single-turn prompt (no earlier answers, no tool results).
+    pub fn single_turn(&self) -> bool {
+        !self.followup && !self.agent
+    }
+}

@@ -1,0 +1,281 @@
+//! Scoring: turns evidence counters into a risk (log-odds sum of signal terms) with
+//! human-readable reasons, and risk into an action on the graduated ladder.
+//!
+//! Every signal contributes a bounded term; no single family of evidence can push an
+//! account past the degrade threshold on its own except in extreme cases, so benign
+//! customers that look unusual on one axis (a benchmark run, a nightly batch, a tutoring
+//! app asking for step-by-step math) stay below it.
+
+use crate::config::DetectConfig;
+use crate::event::Action;
+use crate::evidence::Evidence;
+use crate::features::RequestFeatures;
+use crate::signals::{reasoning, topics};
+
+/// Log-odds of an account with no evidence at all.
+pub const PRIOR_Z: f64 = -4.5;
+
+const HOUR_MS: f64 = 3_600_000.0;
+
+/// Why a term contributes (formatted lazily: most decisions never print reasons).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// Share of requests asking for the full reasoning trace.
+    ReasoningTrace { frac: f64, n: u32 },
+    /// Average strength of step-by-step reasoning requests.
+    StepByStep { strength: f64, n: u32 },
+    /// Share of requests asking for native reasoning.
+    Thinking { frac: f64, n: u32 },
+    /// Share of harvest-shaped requests.
+    Shape { frac: f64, n: u32 },
+    /// Share of grader requests.
+    Grader { frac: f64, n: u32 },
+    /// Share of conversation / agent follow-ups (negative evidence).
+    Conversation { frac: f64 },
+    /// Sliding count of novel single-turn prompts.
+    Harvest { count: f64, hours: f64, novel_frac: f64, n: u32, breadth: f64 },
+    /// Output/input token ratio.
+    OutputRatio { ratio: f64, out_tokens: u64 },
+    /// Mean single-turn answer length.
+    LongAnswers { mean: f64 },
+    /// Flat round-the-clock arrivals.
+    Cadence { hours: u32, flatness: f64 },
+    /// Share of requests from new accounts.
+    Young { frac: f64 },
+    /// Unverified account(s).
+    Unverified,
+    /// Share of requests from addresses new to the account.
+    IpChurn { frac: f64 },
+    /// Cross-account cluster.
+    Cluster { label: String, size: u32, links: String },
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::ReasoningTrace { frac, n } => {
+                write!(f, "{} of {n} requests ask for the model's full reasoning trace", pct(*frac))
+            }
+            Reason::StepByStep { strength, n } => write!(
+                f,
+                "requests ask for step-by-step reasoning (average strength {strength:.2} over {n} requests)"
+            ),
+            Reason::Thinking { frac, n } => write!(
+                f,
+                "{} of {n} requests ask for native reasoning (thinking budget / reasoning effort)",
+                pct(*frac)
+            ),
+            Reason::Shape { frac, n } => write!(
+                f,
+                "{} of {n} requests use harvest-style parameters (huge max_tokens, n>1, logprobs, logit_bias)",
+                pct(*frac)
+            ),
+            Reason::Grader { frac, n } => {
+                write!(f, "{} of {n} requests use the model as a grader / reward model", pct(*frac))
+            }
+            Reason::Conversation { frac } => {
+                write!(f, "{} of requests continue a conversation or agent loop", pct(*frac))
+            }
+            Reason::Harvest { count, hours, novel_frac, n, breadth } => write!(
+                f,
+                "{count:.0} distinct single-turn prompts in the last {hours:.0} hours, none building on earlier answers ({} of {n} requests untemplated, topic breadth {breadth:.2})",
+                pct(*novel_frac)
+            ),
+            Reason::OutputRatio { ratio, out_tokens } => write!(
+                f,
+                "answers are {ratio:.1}x longer than prompts ({out_tokens} output tokens harvested)"
+            ),
+            Reason::LongAnswers { mean } => write!(f, "single-turn answers average {mean:.0} tokens"),
+            Reason::Cadence { hours, flatness } => write!(
+                f,
+                "arrivals flat around the clock ({hours}/24 hours active, flatness {flatness:.2})"
+            ),
+            Reason::Young { frac } => write!(f, "{} of requests from accounts created days ago", pct(*frac)),
+            Reason::Unverified => f.write_str("unverified account"),
+            Reason::IpChurn { frac } => write!(
+                f,
+                "{} of requests come from a new IP address (rotating proxies)",
+                pct(*frac)
+            ),
+            Reason::Cluster { label, size, links } => {
+                write!(f, "cluster {label}: {size} accounts share {links}")
+            }
+        }
+    }
+}
+
+/// One contribution to the risk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Term {
+    /// Log-odds contribution.
+    pub weight: f64,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// Risk assessment of an account or a cluster.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Assessment {
+    /// Total log-odds.
+    pub z: f64,
+    /// Contributing terms (positive and negative).
+    pub terms: Vec<Term>,
+}
+
+/// Logistic function.
+pub fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", 100.0 * x)
+}
+
+impl Assessment {
+    fn add(&mut self, weight: f64, reason: Reason) {
+        if weight.abs() >= 0.05 {
+            self.z += weight;
+            self.terms.push(Term { weight, reason });
+        }
+    }
+
+    /// Risk in [0, 1].
+    pub fn risk(&self) -> f64 {
+        sigmoid(self.z)
+    }
+
+    /// Reasons of the `max` largest positive terms, largest first (cluster first).
+    pub fn reasons(&self, max: usize) -> Vec<String> {
+        let mut t: Vec<&Term> = self.terms.iter().filter(|t| t.weight >= 0.4).collect();
+        t.sort_by(|a, b| {
+            let ka = matches!(a.reason, Reason::Cluster { .. });
+            let kb = matches!(b.reason, Reason::Cluster { .. });
+            kb.cmp(&ka).then(b.weight.total_cmp(&a.weight))
+        });
+        t.into_iter().take(max).map(|t| t.reason.to_string()).collect()
+    }
+}
+
+/// Assesses evidence at event time `now_ms`.
+pub fn assess(e: &Evidence, now_ms: i64, cfg: &DetectConfig) -> Assessment {
+    let mut a = Assessment { z: PRIOR_Z, terms: Vec::new() };
+    if e.n == 0 {
+        return a;
+    }
+    let n = f64::from(e.n);
+    let conf = |k: f64| n / (n + k);
+    let frac = |x: u32| f64::from(x) / n;
+
+    // reasoning-trace elicitation (prompt text)
+    let fr = f64::from(e.reasoning_sum) / n;
+    let fs = frac(e.reasoning_strong);
+    let why = if fs >= 0.25 {
+        Reason::ReasoningTrace { frac: fs, n: e.n }
+    } else {
+        Reason::StepByStep { strength: fr, n: e.n }
+    };
+    a.add(4.0 * fr * conf(4.0), why);
+    // native reasoning parameters
+    let ft = frac(e.thinking);
+    a.add(2.5 * ft * conf(4.0), Reason::Thinking { frac: ft, n: e.n });
+    // harvest-shaped parameters
+    let fsh = frac(e.shape);
+    a.add(2.0 * fsh * conf(4.0), Reason::Shape { frac: fsh, n: e.n });
+    // model as grader / reward model
+    let fg = frac(e.grader);
+    a.add(2.5 * fg * conf(4.0), Reason::Grader { frac: fg, n: e.n });
+    // real conversations and agent loops build on earlier answers
+    let fu = frac(e.followup + e.agent).min(1.0);
+    a.add(-3.0 * fu * conf(4.0), Reason::Conversation { frac: fu });
+    // breadth x volume of single-turn harvesting, sliding window
+    let hl = cfg.rate_half_life_hours * HOUR_MS;
+    let h = e.harvest.value_at(now_ms, hl);
+    let floor = cfg.harvest_rate_floor.max(1.0);
+    if h > floor {
+        let span = ((now_ms - e.first_ts) as f64 / (3.0 * HOUR_MS)).clamp(0.2, 1.0);
+        let single = (1.0 - fu).powi(2);
+        let level = ((h / floor).ln() / 4f64.ln()).min(1.25);
+        let breadth = topics::breadth(&e.topics);
+        let breadth_factor = ((breadth - 0.3) / 0.35).clamp(0.25, 1.0);
+        a.add(
+            4.0 * level * single * span * breadth_factor,
+            Reason::Harvest {
+                count: h,
+                hours: cfg.rate_half_life_hours * 1.44,
+                novel_frac: frac(e.novel),
+                n: e.n,
+                breadth,
+            },
+        );
+    }
+    // output / input token ratio and long single-turn answers
+    if e.settled >= 10 && e.in_tokens > 0 {
+        let oi = e.out_tokens as f64 / e.in_tokens as f64;
+        a.add(
+            ((oi - 4.0) / 6.0).clamp(0.0, 1.0),
+            Reason::OutputRatio { ratio: oi, out_tokens: e.out_tokens },
+        );
+    }
+    if e.single_settled >= 20 {
+        let mean = e.single_out_tokens as f64 / f64::from(e.single_settled);
+        a.add(((mean - 450.0) / 600.0).clamp(0.0, 1.0), Reason::LongAnswers { mean });
+    }
+    // machine cadence
+    let span_h = (e.last_ts - e.first_ts) as f64 / HOUR_MS;
+    if span_h >= 36.0 && e.n >= 100 {
+        let fl = e.hours.flatness();
+        a.add(
+            2.5 * ((fl - 0.93) / 0.05).clamp(0.0, 1.0),
+            Reason::Cadence { hours: e.hours.hours_covered(1), flatness: fl },
+        );
+    }
+    // account age and verification
+    let fy = frac(e.young);
+    a.add(fy, Reason::Young { frac: fy });
+    a.add(0.4 * frac(e.unverified), Reason::Unverified);
+    // rotating client addresses
+    if e.n >= 20 {
+        let p = frac(e.new_ip);
+        a.add(1.5 * ((p - 0.3) / 0.5).clamp(0.0, 1.0), Reason::IpChurn { frac: p });
+    }
+    a
+}
+
+/// Request-level adjustment of the account/cluster log-odds: extraction-typical requests
+/// weigh more, follow-ups in real conversations less.
+pub fn request_adjustment(f: &RequestFeatures) -> f64 {
+    let mut z = 0.0;
+    if f.reasoning >= reasoning::STRONG || f.thinking_budget >= 1024 {
+        z += 0.8;
+    } else if f.reasoning >= reasoning::MEDIUM {
+        z += 0.4;
+    }
+    if f.shape.any() || f.grader {
+        z += 0.4;
+    }
+    if f.followup || f.agent {
+        z -= 1.0;
+    }
+    z
+}
+
+/// Maps a risk to an action. Requests that neither look extraction-like nor are
+/// single-turn prompts (follow-ups in a real conversation) are at most throttled.
+pub fn action_for(risk: f64, f: &RequestFeatures, cfg: &DetectConfig) -> Action {
+    let a = if risk >= cfg.block_at {
+        Action::Block
+    } else if risk >= cfg.challenge_at {
+        Action::Challenge
+    } else if risk >= cfg.degrade_at {
+        Action::Degrade
+    } else if risk >= cfg.throttle_at {
+        Action::Throttle
+    } else {
+        Action::Allow
+    };
+    if a.is_restrictive() && !f.extraction_like() && !f.single_turn() {
+        Action::Throttle
+    } else {
+        a
+    }
+}

@@ -1,0 +1,11 @@
+//! Configuration: [`raw`] mirrors the TOML file (unknown keys rejected with
+//! their line), [`validated`] holds the typed values the gateway uses.
+
+pub mod raw;
+pub mod validated;
+
+pub use validated::{
+    parse_cidr, parse_duration, AuditConfig, AuthConfig, Config, ConfigError, Env, LimitsConfig, LogConfig,
+    LogFormat, MetricsOn, NoEnv, ProcessEnv, Secret, ServerConfig, StoreConfig, TlsConfig, UpstreamConfig,
+    UpstreamTarget, ENV_ADMIN_TOKEN, ENV_UPSTREAM_API_KEY,
+};

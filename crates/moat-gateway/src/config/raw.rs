@@ -1,0 +1,110 @@
+//! The configuration file exactly as written: plain serde structs with
+//! `deny_unknown_fields`, so a misspelt key is an error pointing at its line.
+//! [`super::validated`] turns these into typed values.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A string value that remembers where it was written, for error messages.
+pub type S = Spanned<String>;
+
+/// Root of `moat.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
+    pub log: RawLog,
+    /// Detection settings belong to moat-detect; kept as an opaque table here.
+    pub detect: Option<toml::Table>,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<S>,
+    pub admin_listen: Option<S>,
+    pub admin_token: Option<S>,
+    pub max_body_bytes: Option<u64>,
+    pub trusted_proxies: Option<Vec<S>>,
+    pub metrics: Option<S>,
+    pub shutdown_grace: Option<S>,
+    pub tls: Option<RawTls>,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: S,
+    pub key: S,
+}
+
+/// `[upstream]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub base_url: Option<S>,
+    pub api_key: Option<S>,
+    pub timeout: Option<S>,
+    pub connect_timeout: Option<S>,
+    pub stream_idle_timeout: Option<S>,
+    pub ca_file: Option<S>,
+    pub pool_max_idle_per_host: Option<usize>,
+    pub anthropic_version: Option<S>,
+}
+
+/// `[store]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub path: Option<S>,
+}
+
+/// `[auth]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub cache_ttl: Option<S>,
+}
+
+/// `[limits]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub requests_per_minute: Option<u64>,
+    pub tokens_per_minute: Option<u64>,
+    pub tokens_per_day: Option<u64>,
+    pub default_max_tokens: Option<u64>,
+}
+
+/// `[audit]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub response_prefix_bytes: Option<usize>,
+    pub request_body_max_bytes: Option<usize>,
+    pub batch: Option<usize>,
+    pub flush_interval: Option<S>,
+    pub queue: Option<usize>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<S>,
+    pub level: Option<S>,
+}

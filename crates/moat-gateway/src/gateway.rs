@@ -1,0 +1,124 @@
+//! The shared state of a running gateway.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+use moat_limits::{Limiter, Limits};
+use moat_store::{Account, AuditHandle, KeyAuthenticator, Store};
+
+use crate::api::Api;
+use crate::config::Config;
+use crate::inspect::RequestInspector;
+
+/// The upstream model server: one pooled HTTP client and precomputed URLs.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The pooled client (HTTP/1.1 keep-alive, HTTP/2 when the server offers it).
+    pub client: reqwest::Client,
+    /// Base URL without `/v1`.
+    pub base: String,
+    chat: String,
+    completions: String,
+    models: String,
+    messages: String,
+    /// `Authorization: Bearer <upstream key>`.
+    pub bearer: Option<HeaderValue>,
+    /// `x-api-key: <upstream key>`.
+    pub x_api_key: Option<HeaderValue>,
+    /// Default `anthropic-version`.
+    pub anthropic_version: HeaderValue,
+}
+
+impl Upstream {
+    /// Builds the client for `base` (already normalised: no trailing `/v1`).
+    pub fn new(config: &Config, base: &str) -> anyhow::Result<Upstream> {
+        crate::tls::ensure_crypto_provider();
+        let u = &config.upstream;
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(u.connect_timeout)
+            .pool_max_idle_per_host(u.pool_max_idle_per_host)
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("moat/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &u.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("upstream.ca_file {}: {e}", ca.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| anyhow::anyhow!("upstream.ca_file {}: {e}", ca.display()))?;
+            if certs.is_empty() {
+                anyhow::bail!("upstream.ca_file {}: no certificate found", ca.display());
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let client = builder.build()?;
+        let header = |v: String| -> anyhow::Result<HeaderValue> {
+            let mut h = HeaderValue::from_str(&v).map_err(|_| anyhow::anyhow!("upstream.api_key contains invalid characters"))?;
+            h.set_sensitive(true);
+            Ok(h)
+        };
+        let key = u.api_key.as_ref().map(|k| k.expose().to_string());
+        Ok(Upstream {
+            client,
+            base: base.to_string(),
+            chat: format!("{base}{}", Api::OpenAiChat.path()),
+            completions: format!("{base}{}", Api::OpenAiCompletions.path()),
+            models: format!("{base}{}", Api::OpenAiModels.path()),
+            messages: format!("{base}{}", Api::AnthropicMessages.path()),
+            bearer: key.clone().map(|k| header(format!("Bearer {k}"))).transpose()?,
+            x_api_key: key.map(header).transpose()?,
+            anthropic_version: HeaderValue::from_str(&u.anthropic_version)
+                .map_err(|_| anyhow::anyhow!("upstream.anthropic_version contains invalid characters"))?,
+        })
+    }
+
+    /// URL of `api` on the upstream.
+    pub fn url(&self, api: Api) -> &str {
+        match api {
+            Api::OpenAiChat => &self.chat,
+            Api::OpenAiCompletions => &self.completions,
+            Api::OpenAiModels => &self.models,
+            Api::AnthropicMessages => &self.messages,
+        }
+    }
+}
+
+/// Everything a request handler needs. Shared as `Arc<Gateway>`.
+pub struct Gateway {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// The database.
+    pub store: Store,
+    /// Cached key lookups.
+    pub auth: KeyAuthenticator,
+    /// Per-account limits.
+    pub limiter: Arc<dyn Limiter>,
+    /// Audit log intake.
+    pub audit: AuditHandle,
+    /// The upstream model server.
+    pub upstream: Upstream,
+    /// Optional request inspection (detection engine).
+    pub inspector: Option<Arc<dyn RequestInspector>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("upstream", &self.upstream.base).finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// The limits that apply to `account`: its own, falling back to the configured defaults.
+    pub fn limits_for(&self, account: &Account) -> Limits {
+        let d = &self.config.limits;
+        let a = &account.limits;
+        Limits {
+            requests_per_minute: a
+                .requests_per_minute
+                .or_else(|| d.requests_per_minute.map(|v| v.min(u32::MAX as u64) as u32)),
+            tokens_per_minute: a.tokens_per_minute.or(d.tokens_per_minute),
+            tokens_per_day: a.tokens_per_day.or(d.tokens_per_day),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! moat-gateway: the HTTP gateway in front of a model server.
+//!
+//! It serves the OpenAI (`/v1/chat/completions`, `/v1/completions`,
+//! `/v1/models`) and Anthropic (`/v1/messages`) APIs, authenticates API keys,
+//! enforces key scopes and per-account limits, relays answers (streamed event
+//! by event), and records every exchange in the audit log. See [`server::serve`].
+
+pub mod api;
+pub mod client_addr;
+pub mod config;
+pub mod error;
+pub mod exchange;
+pub mod gateway;
+pub mod inspect;
+pub mod logging;
+pub mod metrics;
+pub mod ops;
+pub mod proxy;
+pub mod routes;
+pub mod server;
+pub mod tls;
+
+pub use api::Api;
+pub use config::Config;
+pub use error::{Flavor, GatewayError};
+pub use gateway::Gateway;
+pub use inspect::{InspectOutcome, InspectRequest, Inspection, RequestInspector};
+pub use server::{serve, start, Running, ServeOptions};

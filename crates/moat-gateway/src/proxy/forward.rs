@@ -1,0 +1,373 @@
+//! The request pipeline for the proxied APIs:
+//!
+//! 1. API key present → authenticate (cached; revoked/expired/IP allowlist/disabled account)
+//! 2. body read with a size cap → parsed once into a light view (model, stream, caps)
+//! 3. key scopes: model allowed, logprobs allowed
+//! 4. request inspection hook (detection), if installed
+//! 5. per-account limits: reserve `prompt bytes / 4 + max_tokens`
+//! 6. forward to the upstream (one pooled client), streaming or not
+//! 7. settle the reservation with the real usage; audit record via [`Exchange`]
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Instant,
+};
+
+use axum::{
+    body::Body,
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    response::Response,
+};
+use bytes::{Bytes, BytesMut};
+use chrono::Utc;
+use futures::StreamExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use moat_limits::Estimate;
+use moat_store::AuthedKey;
+use serde_json::Value;
+use tokio::time::timeout_at;
+
+use crate::api::Api;
+use crate::client_addr::{api_key, client_ip};
+use crate::error::GatewayError;
+use crate::exchange::Exchange;
+use crate::gateway::Gateway;
+use crate::inspect::InspectRequest;
+use crate::metrics;
+use crate::proxy::stream::relay;
+use crate::proxy::usage::{read_response, RequestView};
+
+/// Largest upstream error body kept.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Largest non-streamed upstream response accepted.
+const MAX_RESPONSE_BODY: usize = 256 * 1024 * 1024;
+
+/// Handles one request to `api` end to end. Never panics on request data;
+/// every outcome is answered in the caller's API format and audited.
+pub async fn proxy(gw: Arc<Gateway>, api: Api, peer: SocketAddr, parts: Parts, body: Body) -> Response {
+    let ip = client_ip(peer, &parts.headers, &gw.config.server.trusted_proxies);
+    let ua = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut ex = Exchange::new(gw.clone(), api, Some(ip), ua);
+    match pipeline(&gw, api, ip, &parts, body, &mut ex).await {
+        Ok(Forward::Done(resp)) => resp,
+        Ok(Forward::Stream { upstream, strip_usage }) => {
+            let cap = gw.config.audit.response_prefix_bytes;
+            let idle = gw.config.upstream.stream_idle_timeout;
+            ex.streaming(200);
+            let body = relay(upstream.bytes_stream().boxed(), ex, api, strip_usage, cap, idle);
+            let mut resp = Response::new(Body::from_stream(body));
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            resp
+        }
+        Err(e) => {
+            ex.fail(&e);
+            ex.settle().await;
+            e.to_response(api.flavor())
+        }
+    }
+}
+
+enum Forward {
+    Done(Response),
+    Stream { upstream: reqwest::Response, strip_usage: bool },
+}
+
+async fn authenticate(gw: &Gateway, headers: &HeaderMap, ip: IpAddr) -> Result<AuthedKey, GatewayError> {
+    let token = api_key(headers).ok_or(GatewayError::MissingKey)?;
+    Ok(gw.auth.authenticate(token, Some(ip), Utc::now()).await?)
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(GatewayError::BodyTooLarge { limit }),
+        Err(e) => Err(GatewayError::InvalidRequest(format!("could not read request body: {e}"))),
+    }
+}
+
+async fn pipeline(
+    gw: &Arc<Gateway>,
+    api: Api,
+    ip: IpAddr,
+    parts: &Parts,
+    body: Body,
+    ex: &mut Exchange,
+) -> Result<Forward, GatewayError> {
+    let authed = authenticate(gw, &parts.headers, ip).await?;
+    ex.set_key(&authed);
+    if api == Api::OpenAiModels {
+        return models(gw, &authed, ex).await.map(Forward::Done);
+    }
+
+    let body = read_body(body, &parts.headers, gw.config.server.max_body_bytes).await?;
+    ex.set_body(body.clone());
+    let view = RequestView::parse(&body, api)?;
+    let model = view.model.as_deref().unwrap_or_default();
+    let stream = view.is_stream();
+    ex.set_request(model, stream);
+
+    if !authed.key.allows_model(model) {
+        return Err(GatewayError::ModelNotAllowed(model.to_string()));
+    }
+    if view.wants_logprobs() && !authed.key.allow_logprobs {
+        return Err(GatewayError::LogprobsNotAllowed);
+    }
+
+    if let Some(inspector) = &gw.inspector {
+        let verdict = inspector.inspect(&InspectRequest {
+            ts: ex.ts(),
+            account: &authed.account,
+            key: &authed.key,
+            ip: Some(ip),
+            user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
+            api,
+            model,
+            body: &body,
+        });
+        if let Some(d) = verdict.decision {
+            ex.set_decision(d);
+        }
+        if let Some(reason) = verdict.block {
+            return Err(GatewayError::Blocked(reason));
+        }
+    }
+
+    let limits = gw.limits_for(&authed.account);
+    let max_out = view.max_output().unwrap_or(gw.config.limits.default_max_tokens);
+    let estimate = Estimate::from_request(body.len(), max_out);
+    let now_ms = Utc::now().timestamp_millis();
+    match gw.limiter.reserve(&authed.account.id, &limits, estimate, now_ms).await {
+        Ok(r) => ex.hold(r),
+        Err(d) if d.exceeds_limit => {
+            return Err(GatewayError::ExceedsLimit {
+                limit: d.limit.as_str(),
+                needed: estimate.tokens,
+                limit_value: d.limit_value,
+            })
+        }
+        Err(d) => return Err(d.into()),
+    }
+
+    // Ask an OpenAI upstream for the usage chunk if the client did not.
+    let strip_usage = stream && api.openai_streaming() && !view.wants_stream_usage();
+    let upstream_body = if strip_usage {
+        with_stream_usage(&body, view.stream_options.is_some())
+    } else {
+        body.clone()
+    };
+    drop(view);
+
+    let u = &gw.upstream;
+    let deadline = tokio::time::Instant::now() + gw.config.upstream.timeout;
+    let mut rb = u
+        .client
+        .post(u.url(api))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(upstream_body);
+    if let Some(b) = &u.bearer {
+        rb = rb.header(header::AUTHORIZATION, b.clone());
+    }
+    if api == Api::AnthropicMessages {
+        if let Some(k) = &u.x_api_key {
+            rb = rb.header("x-api-key", k.clone());
+        }
+        let version = parts.headers.get("anthropic-version").unwrap_or(&u.anthropic_version);
+        rb = rb.header("anthropic-version", version.clone());
+        if let Some(beta) = parts.headers.get("anthropic-beta") {
+            rb = rb.header("anthropic-beta", beta.clone());
+        }
+    }
+    if stream {
+        rb = rb.header(header::ACCEPT, "text/event-stream");
+    }
+    let started = Instant::now();
+    let resp = send(rb, deadline, gw).await?;
+    metrics::upstream(api, started.elapsed());
+    let status = resp.status();
+    if !status.is_success() {
+        let body = read_limited(resp, deadline, MAX_ERROR_BODY, gw).await.unwrap_or_default();
+        return Err(GatewayError::Upstream { status: status.as_u16(), body });
+    }
+    let is_sse = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    if stream && is_sse {
+        return Ok(Forward::Stream { upstream: resp, strip_usage });
+    }
+    let content_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("application/json"));
+    let request_id = resp.headers().get("x-request-id").cloned();
+    let bytes = read_limited(resp, deadline, MAX_RESPONSE_BODY, gw).await?;
+    read_response(&bytes, ex.outcome_mut(), gw.config.audit.response_prefix_bytes);
+    ex.completed(status.as_u16()).await;
+    let mut out = Response::new(Body::from(bytes));
+    *out.status_mut() = status;
+    out.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    if let Some(id) = request_id {
+        out.headers_mut().insert("x-request-id", id);
+    }
+    Ok(Forward::Done(out))
+}
+
+fn map_reqwest(e: reqwest::Error, gw: &Gateway) -> GatewayError {
+    if e.is_timeout() {
+        GatewayError::UpstreamTimeout(gw.config.upstream.timeout)
+    } else if e.is_connect() {
+        GatewayError::UpstreamUnreachable(e.to_string())
+    } else if e.is_decode() || e.is_body() {
+        GatewayError::UpstreamBadResponse(e.to_string())
+    } else {
+        GatewayError::UpstreamUnreachable(e.to_string())
+    }
+}
+
+async fn send(rb: reqwest::RequestBuilder, deadline: tokio::time::Instant, gw: &Gateway) -> Result<reqwest::Response, GatewayError> {
+    match timeout_at(deadline, rb.send()).await {
+        Err(_) => Err(GatewayError::UpstreamTimeout(gw.config.upstream.timeout)),
+        Ok(Err(e)) => Err(map_reqwest(e, gw)),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// Reads an upstream body, up to `limit` bytes, before `deadline`.
+async fn read_limited(resp: reqwest::Response, deadline: tokio::time::Instant, limit: usize, gw: &Gateway) -> Result<Bytes, GatewayError> {
+    let read = async {
+        let mut stream = resp.bytes_stream();
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| map_reqwest(e, gw))?;
+            if buf.len() + chunk.len() > limit {
+                if limit == MAX_ERROR_BODY {
+                    buf.extend_from_slice(&chunk[..limit - buf.len()]);
+                    break;
+                }
+                return Err(GatewayError::UpstreamBadResponse("response too large".into()));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    };
+    match timeout_at(deadline, read).await {
+        Err(_) => Err(GatewayError::UpstreamTimeout(gw.config.upstream.timeout)),
+        Ok(r) => r,
+    }
+}
+
+/// `GET /v1/models`, filtered to the models the key may use.
+async fn models(gw: &Arc<Gateway>, authed: &AuthedKey, ex: &mut Exchange) -> Result<Response, GatewayError> {
+    let u = &gw.upstream;
+    let deadline = tokio::time::Instant::now() + gw.config.upstream.timeout;
+    let mut rb = u.client.get(u.url(Api::OpenAiModels));
+    if let Some(b) = &u.bearer {
+        rb = rb.header(header::AUTHORIZATION, b.clone());
+    }
+    let started = Instant::now();
+    let resp = send(rb, deadline, gw).await?;
+    metrics::upstream(Api::OpenAiModels, started.elapsed());
+    let status = resp.status();
+    if !status.is_success() {
+        let body = read_limited(resp, deadline, MAX_ERROR_BODY, gw).await.unwrap_or_default();
+        return Err(GatewayError::Upstream { status: status.as_u16(), body });
+    }
+    let mut bytes = read_limited(resp, deadline, MAX_RESPONSE_BODY, gw).await?;
+    if let Some(allowed) = &authed.key.models {
+        let mut v: Value =
+            serde_json::from_slice(&bytes).map_err(|e| GatewayError::UpstreamBadResponse(format!("models list: {e}")))?;
+        if let Some(data) = v.get_mut("data").and_then(Value::as_array_mut) {
+            data.retain(|m| m.get("id").and_then(Value::as_str).is_some_and(|id| allowed.iter().any(|a| a == id)));
+        }
+        bytes = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+    }
+    ex.completed(status.as_u16()).await;
+    let mut out = Response::new(Body::from(bytes));
+    *out.status_mut() = StatusCode::OK;
+    out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(out)
+}
+
+/// The body with `stream_options.include_usage = true`. When the body has no
+/// `stream_options` the field is spliced in without re-serialising.
+pub fn with_stream_usage(body: &Bytes, has_stream_options: bool) -> Bytes {
+    if !has_stream_options {
+        if let Some(i) = body.iter().position(|&b| b == b'{') {
+            let rest = &body[i + 1..];
+            let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+            let field: &[u8] = if empty {
+                br#""stream_options":{"include_usage":true}"#
+            } else {
+                br#""stream_options":{"include_usage":true},"#
+            };
+            let mut out = BytesMut::with_capacity(body.len() + field.len());
+            out.extend_from_slice(&body[..=i]);
+            out.extend_from_slice(field);
+            out.extend_from_slice(rest);
+            return out.freeze();
+        }
+        return body.clone();
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut v) => {
+            if let Some(obj) = v.as_object_mut() {
+                let so = obj
+                    .entry("stream_options")
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if !so.is_object() {
+                    *so = Value::Object(Default::default());
+                }
+                if let Some(so) = so.as_object_mut() {
+                    so.insert("include_usage".into(), Value::Bool(true));
+                }
+            }
+            serde_json::to_vec(&v).map(Bytes::from).unwrap_or_else(|_| body.clone())
+        }
+        Err(_) => body.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(b: &Bytes) -> Value {
+        serde_json::from_slice(b).unwrap()
+    }
+
+    #[test]
+    fn splices_stream_options() {
+        let b = Bytes::from_static(br#" {"model":"m","stream":true}"#);
+        let out = with_stream_usage(&b, false);
+        let v = parse(&out);
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["model"], "m");
+        let out = with_stream_usage(&Bytes::from_static(b"{ }"), false);
+        assert_eq!(parse(&out)["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn rewrites_existing_stream_options() {
+        let b = Bytes::from_static(br#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"x":1}}"#);
+        let v = parse(&with_stream_usage(&b, true));
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["stream_options"]["x"], 1);
+    }
+}

@@ -1,0 +1,5 @@
+//! Forwarding to the upstream: the request pipeline, the SSE relay and usage accounting.
+
+pub mod forward;
+pub mod stream;
+pub mod usage;

@@ -1,0 +1,231 @@
+//! Starting and stopping the gateway: store, auth cache, limiter, audit
+//! writer, upstream client, the public listener (optionally TLS) and the
+//! admin listener.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum_server::Handle;
+use moat_limits::{InMemoryLimiter, Limiter};
+use moat_store::{AuditWriter, AuditWriterConfig, AuditWriterTask, KeyAuthenticator, Store};
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, UpstreamTarget};
+use crate::gateway::{Gateway, Upstream};
+use crate::inspect::RequestInspector;
+use crate::routes;
+
+/// Optional parts that callers (the binary, tests, the detection wiring) can supply.
+#[derive(Default, Clone)]
+pub struct ServeOptions {
+    /// Request inspection hook (detection engine).
+    pub inspector: Option<Arc<dyn RequestInspector>>,
+    /// Limiter backend; the in-memory one when `None`.
+    pub limiter: Option<Arc<dyn Limiter>>,
+}
+
+/// A started gateway.
+pub struct Running {
+    /// Bound public address.
+    pub addr: SocketAddr,
+    /// Bound admin address, if the admin listener is on.
+    pub admin_addr: Option<SocketAddr>,
+    /// Whether the public listener speaks TLS.
+    pub tls: bool,
+    /// Upstream base URL in use (for `demo`, the in-process demo upstream).
+    pub upstream: String,
+    /// The shared state (for embedding and tests).
+    pub gateway: Arc<Gateway>,
+    handles: Vec<Handle>,
+    servers: Vec<JoinHandle<std::io::Result<()>>>,
+    audit_task: AuditWriterTask,
+    store: Store,
+    grace: Duration,
+}
+
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} ({what})"))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Starts everything and returns once the listeners are bound.
+pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running> {
+    crate::tls::ensure_crypto_provider();
+    crate::metrics::install();
+    let config = Arc::new(config);
+    let store_path = config.store.path.to_string_lossy().into_owned();
+    let store = Store::open(&store_path)
+        .await
+        .with_context(|| format!("opening store {store_path}"))?;
+    let auth = KeyAuthenticator::new(store.clone(), config.auth.cache_ttl);
+    let limiter: Arc<dyn Limiter> = opts
+        .limiter
+        .unwrap_or_else(|| Arc::new(InMemoryLimiter::default()) as Arc<dyn Limiter>);
+    let base = match &config.upstream.target {
+        UpstreamTarget::Url(u) => u.clone(),
+        UpstreamTarget::Demo => {
+            let addr = moat_demo_upstream::spawn(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                moat_demo_upstream::DemoOptions {
+                    required_key: config.upstream.api_key.as_ref().map(|k| k.expose().to_string()),
+                },
+            )
+            .await
+            .context("starting the demo upstream")?;
+            tracing::warn!(%addr, "using the in-process DEMO UPSTREAM: answers are templated text, not a model");
+            format!("http://{addr}")
+        }
+    };
+    let upstream = Upstream::new(&config, &base)?;
+    let tls_config = match &config.server.tls {
+        Some(t) => Some(crate::tls::server_config(t).await?),
+        None => None,
+    };
+    let main_listener = bind(config.server.listen, "server.listen")?;
+    let admin_listener = config
+        .server
+        .admin_listen
+        .map(|a| bind(a, "server.admin_listen"))
+        .transpose()?;
+
+    let (audit, audit_task) = AuditWriter::spawn(
+        store.clone(),
+        AuditWriterConfig {
+            batch_size: config.audit.batch,
+            flush_interval: config.audit.flush_interval,
+            channel_capacity: config.audit.queue,
+        },
+    );
+    let gateway = Arc::new(Gateway {
+        config: config.clone(),
+        store: store.clone(),
+        auth,
+        limiter,
+        audit,
+        upstream,
+        inspector: opts.inspector,
+    });
+
+    let addr = main_listener.local_addr()?;
+    let admin_addr = admin_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let mut handles = Vec::new();
+    let mut servers = Vec::new();
+
+    let main_handle = Handle::new();
+    let app = routes::public(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let tls = tls_config.is_some();
+    servers.push(match tls_config {
+        Some(tc) => {
+            let server = axum_server::from_tcp_rustls(main_listener, tc).handle(main_handle.clone());
+            tokio::spawn(server.serve(app))
+        }
+        None => {
+            let server = axum_server::from_tcp(main_listener).handle(main_handle.clone());
+            tokio::spawn(server.serve(app))
+        }
+    });
+    handles.push(main_handle);
+    if let Some(l) = admin_listener {
+        let h = Handle::new();
+        let app = routes::admin(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        servers.push(tokio::spawn(axum_server::from_tcp(l).handle(h.clone()).serve(app)));
+        handles.push(h);
+    }
+    tracing::info!(
+        listen = %addr,
+        tls,
+        admin = ?admin_addr,
+        upstream = %base,
+        store = %store_path,
+        "moat gateway listening"
+    );
+    Ok(Running {
+        addr,
+        admin_addr,
+        tls,
+        upstream: base,
+        gateway,
+        handles,
+        servers,
+        audit_task,
+        store,
+        grace: config.server.shutdown_grace,
+    })
+}
+
+impl Running {
+    /// Graceful stop: stop accepting, let in-flight requests finish (up to
+    /// `server.shutdown_grace`), flush the audit log, close the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        for h in &self.handles {
+            h.graceful_shutdown(Some(self.grace));
+        }
+        for s in self.servers {
+            match s.await {
+                Ok(Err(e)) => tracing::error!(error = %e, "listener failed"),
+                Err(e) => tracing::error!(error = %e, "listener task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+        drop(self.gateway);
+        let stats = self.audit_task.shutdown().await;
+        tracing::info!(?stats, "audit log flushed");
+        self.store.close().await;
+        Ok(())
+    }
+
+    /// Runs until `signal` resolves (or a listener dies), then shuts down gracefully.
+    pub async fn run_until(mut self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let mut servers = std::mem::take(&mut self.servers);
+        let died = async {
+            let (res, _, _) = futures::future::select_all(servers.iter_mut()).await;
+            res
+        };
+        tokio::select! {
+            _ = signal => {
+                tracing::info!("shutdown requested");
+                self.servers = servers;
+                self.shutdown().await
+            }
+            res = died => {
+                let err = match res {
+                    Ok(Ok(())) => anyhow::anyhow!("a listener stopped unexpectedly"),
+                    Ok(Err(e)) => anyhow::Error::new(e).context("listener failed"),
+                    Err(e) => anyhow::Error::new(e).context("listener task failed"),
+                };
+                self.servers = servers;
+                let _ = self.shutdown().await;
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// `moat serve`: starts the gateway and runs it until Ctrl-C/SIGTERM.
+pub async fn serve(config: Config, opts: ServeOptions) -> anyhow::Result<()> {
+    let running = start(config, opts).await?;
+    running.run_until(shutdown_signal()).await
+}

@@ -1,0 +1,48 @@
+//! The audit log: one hash-chained row per exchange, rejected ones included.
+
+pub mod chain;
+pub mod export;
+pub mod verify;
+pub mod writer;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One exchange as the gateway saw it. Sent to [`crate::AuditHandle::record`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// When the request arrived (stored with microsecond precision).
+    pub ts: DateTime<Utc>,
+    /// Account id, if the request was authenticated.
+    pub account: Option<String>,
+    /// Key id (never the secret), if the request was authenticated.
+    pub key_id: Option<String>,
+    /// Client address as seen by the gateway.
+    pub ip: String,
+    /// Client user agent.
+    pub user_agent: String,
+    /// `openai.chat`, `openai.completions`, `anthropic.messages` or `openai.models`.
+    pub api: String,
+    /// Requested model, if any.
+    pub model: Option<String>,
+    /// Whether a streamed response was requested.
+    pub stream: bool,
+    /// Raw request body as the client sent it (possibly truncated per gateway config).
+    pub request_body: String,
+    /// HTTP status returned to the client.
+    pub status: u16,
+    /// Finish reason of the completion, if any.
+    pub finish_reason: Option<String>,
+    /// Input (prompt) tokens.
+    pub input_tokens: u64,
+    /// Output (completion) tokens.
+    pub output_tokens: u64,
+    /// Bounded prefix of the response text.
+    pub response_text: Option<String>,
+    /// Time from arrival to the end of the response.
+    pub latency_ms: u64,
+    /// Error code for rejections and upstream failures.
+    pub error: Option<String>,
+    /// Detection decision, if any.
+    pub decision: Option<serde_json::Value>,
+}

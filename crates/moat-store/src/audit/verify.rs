@@ -1,0 +1,281 @@
+//! Recomputing the audit hash chain.
+
+use std::fmt;
+
+use sqlx::Row;
+
+use super::chain::{decode_hash, AuditRow, GENESIS, ROW_COLUMNS};
+use crate::error::DbContext;
+use crate::{Store, StoreError};
+
+/// Rows read per query while verifying.
+const PAGE: i64 = 2_000;
+
+/// Why the chain is broken at a given row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BreakReason {
+    /// The row's content does not match its stored hash (the row was edited).
+    ContentAltered,
+    /// One or more rows before this one are missing (deleted, or rows were renumbered):
+    /// `expected_seq` was the next sequence number the chain needed.
+    Missing {
+        /// The sequence number that should have come next.
+        expected_seq: i64,
+    },
+    /// The row's `prev_hash` is not the previous row's hash (the previous row was replaced
+    /// with a re-hashed forgery, or rows were reordered).
+    BadPrevHash,
+    /// A stored hash is not 64 hex digits, or a column cannot be decoded.
+    Undecodable(String),
+    /// The recorded chain head (`audit_head`) does not match the last row: the newest rows
+    /// were removed, or the head was altered. `seq` of the [`BrokenLink`] is the head's seq.
+    HeadMismatch {
+        /// Sequence number of the last row actually present (0 if none).
+        last_seq: i64,
+    },
+    /// Rows exist but the chain head record is missing.
+    HeadMissing,
+}
+
+impl fmt::Display for BreakReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BreakReason::ContentAltered => write!(f, "content altered (hash mismatch)"),
+            BreakReason::Missing { expected_seq } => {
+                write!(f, "record(s) removed or reordered: expected seq {expected_seq}")
+            }
+            BreakReason::BadPrevHash => write!(f, "prev_hash does not match the previous record"),
+            BreakReason::Undecodable(why) => write!(f, "undecodable row: {why}"),
+            BreakReason::HeadMismatch { last_seq } => write!(
+                f,
+                "chain head does not match the last record (seq {last_seq}): newest records removed or head altered"
+            ),
+            BreakReason::HeadMissing => write!(f, "chain head record missing"),
+        }
+    }
+}
+
+/// The first place where the chain is broken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokenLink {
+    /// Sequence number of the row at which the break was found.
+    pub seq: i64,
+    /// What is wrong there.
+    pub reason: BreakReason,
+}
+
+impl fmt::Display for BrokenLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "seq {}: {}", self.seq, self.reason)
+    }
+}
+
+/// Result of [`Store::verify_audit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Rows checked (up to and including the broken one).
+    pub records: u64,
+    /// Sequence number of the last row checked, if any.
+    pub last_seq: Option<i64>,
+    /// Hex hash of the last intact link: record it somewhere else (e.g. a ticket, a log
+    /// shipper) to anchor the chain against wholesale rewriting.
+    pub head_hash: Option<String>,
+    /// The first broken link; `None` when the whole chain verifies.
+    pub broken: Option<BrokenLink>,
+}
+
+impl VerifyReport {
+    /// Whether the chain verified end to end.
+    pub fn is_ok(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+impl Store {
+    /// Recompute the whole audit chain in sequence order and report the first broken link.
+    ///
+    /// Detects edited rows, removed rows (anywhere, including the newest ones via the stored
+    /// chain head), renumbered or reordered rows, and forged `prev_hash` links. It cannot detect
+    /// a consistent rewrite of the whole chain from some row onwards by someone with write
+    /// access to the database: compare `head_hash` with a copy kept elsewhere for that.
+    pub async fn verify_audit(&self) -> Result<VerifyReport, StoreError> {
+        let mut report = VerifyReport {
+            records: 0,
+            last_seq: None,
+            head_hash: None,
+            broken: None,
+        };
+        let mut expected_seq = 1i64;
+        let mut prev = GENESIS;
+        let mut after = 0i64;
+        'pages: loop {
+            let rows = sqlx::query(&format!(
+                "SELECT {ROW_COLUMNS}, prev_hash, hash FROM audit_log \
+                 WHERE seq > ? ORDER BY seq LIMIT ?"
+            ))
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(self.pool())
+            .await
+            .db("reading audit log")?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let seq: i64 = row.try_get("seq").db("reading audit seq")?;
+                after = seq;
+                report.records += 1;
+                report.last_seq = Some(seq);
+                if let Some(reason) = check_row(row, seq, expected_seq, &mut prev) {
+                    report.broken = Some(BrokenLink { seq, reason });
+                    break 'pages;
+                }
+                expected_seq = seq + 1;
+            }
+        }
+        if report.broken.is_none() {
+            report.broken = self.check_head(expected_seq - 1, &prev).await?;
+        }
+        if report.records > 0 {
+            report.head_hash = Some(hex::encode(prev));
+        }
+        Ok(report)
+    }
+
+    async fn check_head(
+        &self,
+        last_seq: i64,
+        last_hash: &[u8; 32],
+    ) -> Result<Option<BrokenLink>, StoreError> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(self.pool())
+            .await
+            .db("reading audit head")?;
+        let Some(head) = head else {
+            return Ok((last_seq > 0).then_some(BrokenLink {
+                seq: last_seq,
+                reason: BreakReason::HeadMissing,
+            }));
+        };
+        let seq: i64 = head.try_get("seq").db("reading audit head")?;
+        let hash: String = head.try_get("hash").db("reading audit head")?;
+        let matches = seq == last_seq && decode_hash(&hash).as_ref() == Some(last_hash);
+        Ok((!matches).then_some(BrokenLink {
+            seq,
+            reason: BreakReason::HeadMismatch { last_seq },
+        }))
+    }
+}
+
+/// Check one row against the chain so far; on success advance `prev` to its hash.
+fn check_row(
+    row: &sqlx::sqlite::SqliteRow,
+    seq: i64,
+    expected_seq: i64,
+    prev: &mut [u8; 32],
+) -> Option<BreakReason> {
+    if seq != expected_seq {
+        return Some(BreakReason::Missing { expected_seq });
+    }
+    let audit = match AuditRow::from_sql(row) {
+        Ok(r) => r,
+        Err(e) => return Some(BreakReason::Undecodable(e.to_string())),
+    };
+    let hashes = row
+        .try_get::<String, _>("prev_hash")
+        .ok()
+        .and_then(|p| decode_hash(&p))
+        .zip(
+            row.try_get::<String, _>("hash")
+                .ok()
+                .and_then(|h| decode_hash(&h)),
+        );
+    let Some((stored_prev, stored_hash)) = hashes else {
+        return Some(BreakReason::Undecodable("bad prev_hash or hash".into()));
+    };
+    if audit.hash(&stored_prev) != stored_hash {
+        return Some(BreakReason::ContentAltered);
+    }
+    if stored_prev != *prev {
+        return Some(BreakReason::BadPrevHash);
+    }
+    *prev = stored_hash;
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditRecord;
+
+    fn rec(i: i64) -> AuditRecord {
+        AuditRecord {
+            ts: chrono::DateTime::from_timestamp(1_700_000_000 + i, 0).unwrap(),
+            account: Some("acct_a".into()),
+            key_id: None,
+            ip: "127.0.0.1".into(),
+            user_agent: "t".into(),
+            api: "openai.chat".into(),
+            model: None,
+            stream: false,
+            request_body: format!("{{\"i\":{i}}}"),
+            status: 200,
+            finish_reason: None,
+            input_tokens: 1,
+            output_tokens: 2,
+            response_text: None,
+            latency_ms: 3,
+            error: None,
+            decision: None,
+        }
+    }
+
+    /// A forger who rewrites row 2 *with a correctly recomputed hash* still breaks the link
+    /// from row 3.
+    #[tokio::test]
+    async fn forged_row_breaks_next_link() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store
+            .append_audit(&[rec(1), rec(2), rec(3), rec(4)])
+            .await
+            .unwrap();
+        assert!(store.verify_audit().await.unwrap().is_ok());
+
+        let prev: String = sqlx::query("SELECT prev_hash FROM audit_log WHERE seq = 2")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get(0);
+        let mut forged = rec(2);
+        forged.status = 403;
+        let row = AuditRow::from_record(2, &forged);
+        let hash = row.hash(&decode_hash(&prev).unwrap());
+        sqlx::query("UPDATE audit_log SET status = 403, hash = ? WHERE seq = 2")
+            .bind(hex::encode(hash))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let broken = store.verify_audit().await.unwrap().broken.unwrap();
+        assert_eq!(
+            broken,
+            BrokenLink {
+                seq: 3,
+                reason: BreakReason::BadPrevHash
+            }
+        );
+    }
+
+    #[test]
+    fn encoding_is_unambiguous_for_optional_fields() {
+        let mut a = AuditRow::from_record(1, &rec(1));
+        let mut b = a.clone();
+        a.model = Some(String::new());
+        b.model = None;
+        assert_ne!(a.encode(), b.encode());
+        a.model = Some("ab".into());
+        a.error = Some("c".into());
+        b.model = Some("a".into());
+        b.error = Some("bc".into());
+        assert_ne!(a.hash(&GENESIS), b.hash(&GENESIS));
+    }
+}

@@ -1,0 +1,265 @@
+//! Request authentication with a concurrent cache.
+//!
+//! [`KeyAuthenticator::authenticate`] parses `moat_<key id>_<secret>`, looks the key id up
+//! (cache first, then the database), and compares `SHA-256(key id, 0, secret)` with the stored
+//! hash in constant time. Only after the secret matched are the key's state (revoked, expired),
+//! the IP allowlist and the account's state checked, so a caller who knows a key id but not its
+//! secret learns nothing about that key.
+//!
+//! Cache: one entry per key id, holding the key and its account (or "unknown" for ids that are
+//! not in the database). Positive entries live `cache_ttl`; negative entries live
+//! `min(cache_ttl, 5 s)` so a flood of requests with one bogus id costs one query per 5 s.
+//! Malformed tokens are refused before any lookup, and the cache is bounded: when it grows past
+//! [`MAX_CACHE_ENTRIES`], expired entries and then all negative entries are evicted, so a flood
+//! of random well-formed ids cannot grow memory without bound (each still costs one indexed
+//! primary-key query; rate limiting by IP belongs in front of authentication).
+//!
+//! Changes made in another process (revocation, disabling an account) take effect here after at
+//! most `cache_ttl`; in this process call [`KeyAuthenticator::invalidate`].
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use subtle::ConstantTimeEq;
+
+use crate::keys::{hash_secret, KEY_ID_PREFIX, KEY_ID_RANDOM_LEN, SECRET_LEN, TOKEN_PREFIX};
+use crate::{Account, KeyRecord, Store, StoreError};
+
+/// Cache size above which the cache is pruned.
+pub const MAX_CACHE_ENTRIES: usize = 100_000;
+/// Upper bound of the negative-cache TTL.
+const NEGATIVE_TTL_MAX: Duration = Duration::from_secs(5);
+
+/// Why a token was refused. The gateway maps these to HTTP 401/403; [`AuthError::Store`] is an
+/// internal failure (HTTP 500/503), not the client's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The token does not have the `moat_<key id>_<secret>` shape.
+    #[error("malformed API key")]
+    Malformed,
+    /// No such key, or the secret does not match.
+    #[error("unknown API key")]
+    Unknown,
+    /// The key was revoked.
+    #[error("API key revoked")]
+    Revoked,
+    /// The key is past its expiry (or past its rotation grace period).
+    #[error("API key expired")]
+    Expired,
+    /// The client address is not in the key's allowlist.
+    #[error("client address not allowed for this API key")]
+    IpNotAllowed,
+    /// The key's account is disabled.
+    #[error("account disabled")]
+    AccountDisabled,
+    /// The database could not be read.
+    #[error("key lookup failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl AuthError {
+    /// A short stable code for logs and error bodies (`"unknown_key"`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Malformed => "malformed_key",
+            AuthError::Unknown => "unknown_key",
+            AuthError::Revoked => "revoked_key",
+            AuthError::Expired => "expired_key",
+            AuthError::IpNotAllowed => "ip_not_allowed",
+            AuthError::AccountDisabled => "account_disabled",
+            AuthError::Store(_) => "auth_backend_error",
+        }
+    }
+}
+
+/// A successfully authenticated key and its account.
+#[derive(Clone, Debug)]
+pub struct AuthedKey {
+    /// The key.
+    pub key: Arc<KeyRecord>,
+    /// The key's account.
+    pub account: Arc<Account>,
+}
+
+#[derive(Clone)]
+struct CacheEntry {
+    loaded: Instant,
+    value: Option<AuthedKey>,
+}
+
+struct Inner {
+    store: Store,
+    ttl: Duration,
+    negative_ttl: Duration,
+    cache: DashMap<String, CacheEntry>,
+}
+
+/// Authenticates tokens against the store, with a TTL cache. Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct KeyAuthenticator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for KeyAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyAuthenticator")
+            .field("ttl", &self.inner.ttl)
+            .field("cached", &self.inner.cache.len())
+            .finish()
+    }
+}
+
+/// Split a token into (key id, secret) if it has the right shape.
+pub(crate) fn parse_token(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix(TOKEN_PREFIX)?;
+    let (key_id, secret) = rest.rsplit_once('_')?;
+    let random = key_id.strip_prefix(KEY_ID_PREFIX)?;
+    let alnum = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric());
+    (random.len() == KEY_ID_RANDOM_LEN
+        && alnum(random)
+        && secret.len() == SECRET_LEN
+        && alnum(secret))
+    .then_some((key_id, secret))
+}
+
+impl KeyAuthenticator {
+    /// An authenticator reading from `store`, caching lookups for `cache_ttl`
+    /// (`Duration::ZERO` disables caching).
+    pub fn new(store: Store, cache_ttl: Duration) -> KeyAuthenticator {
+        KeyAuthenticator {
+            inner: Arc::new(Inner {
+                store,
+                ttl: cache_ttl,
+                negative_ttl: cache_ttl.min(NEGATIVE_TTL_MAX),
+                cache: DashMap::new(),
+            }),
+        }
+    }
+
+    /// Check a bearer token. `client_ip` is checked against the key's allowlist (a key with an
+    /// allowlist is refused when the address is unknown); `now` decides expiry.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        client_ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<AuthedKey, AuthError> {
+        let (key_id, secret) = parse_token(token.trim()).ok_or(AuthError::Malformed)?;
+        let authed = self.lookup(key_id).await?.ok_or(AuthError::Unknown)?;
+        let presented = hash_secret(key_id, secret);
+        if !bool::from(presented.ct_eq(&authed.key.secret_hash)) {
+            return Err(AuthError::Unknown);
+        }
+        if authed.key.is_revoked() {
+            return Err(AuthError::Revoked);
+        }
+        if authed.key.is_expired(now) {
+            return Err(AuthError::Expired);
+        }
+        if !authed.key.allows_ip(client_ip) {
+            return Err(AuthError::IpNotAllowed);
+        }
+        if authed.account.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        Ok(authed)
+    }
+
+    /// Drop the cached entry for `key_id` (after revoking or rotating it in this process).
+    pub fn invalidate(&self, key_id: &str) {
+        self.inner.cache.remove(key_id);
+    }
+
+    /// Drop the whole cache (e.g. after disabling an account).
+    pub fn invalidate_all(&self) {
+        self.inner.cache.clear();
+    }
+
+    async fn lookup(&self, key_id: &str) -> Result<Option<AuthedKey>, StoreError> {
+        let inner = &self.inner;
+        if let Some(entry) = inner.cache.get(key_id) {
+            let ttl = if entry.value.is_some() {
+                inner.ttl
+            } else {
+                inner.negative_ttl
+            };
+            if entry.loaded.elapsed() < ttl {
+                return Ok(entry.value.clone());
+            }
+        }
+        let value = match inner.store.get_key_for_auth(key_id).await? {
+            Some(key) => inner
+                .store
+                .get_account(&key.account)
+                .await?
+                .map(|account| AuthedKey {
+                    key: Arc::new(key),
+                    account: Arc::new(account),
+                }),
+            None => None,
+        };
+        if !inner.ttl.is_zero() {
+            if inner.cache.len() >= MAX_CACHE_ENTRIES {
+                self.prune();
+            }
+            inner.cache.insert(
+                key_id.to_string(),
+                CacheEntry {
+                    loaded: Instant::now(),
+                    value: value.clone(),
+                },
+            );
+        }
+        Ok(value)
+    }
+
+    fn prune(&self) {
+        let inner = &self.inner;
+        inner.cache.retain(|_, e| {
+            let ttl = if e.value.is_some() {
+                inner.ttl
+            } else {
+                inner.negative_ttl
+            };
+            e.loaded.elapsed() < ttl
+        });
+        if inner.cache.len() >= MAX_CACHE_ENTRIES {
+            inner.cache.retain(|_, e| e.value.is_some());
+        }
+        if inner.cache.len() >= MAX_CACHE_ENTRIES {
+            inner.cache.clear();
+        }
+    }
+}
+
+impl Store {
+    /// Key lookup for authentication (the record includes the crate-private secret hash).
+    async fn get_key_for_auth(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.get_key(key_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_token;
+
+    #[test]
+    fn parses_tokens() {
+        let secret = "a".repeat(43);
+        let token = format!("moat_key_abcdefABCD12_{secret}");
+        assert_eq!(
+            parse_token(&token),
+            Some(("key_abcdefABCD12", secret.as_str()))
+        );
+        assert_eq!(parse_token("moat_key_short_x"), None);
+        assert_eq!(parse_token("sk-123"), None);
+        assert_eq!(
+            parse_token(&format!("moat_key_abcdefABCD1!_{secret}")),
+            None
+        );
+        assert_eq!(parse_token(""), None);
+    }
+}

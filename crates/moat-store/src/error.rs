@@ -1,0 +1,87 @@
+//! The crate's single error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the store. Each variant says what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or created.
+    #[error("cannot open database {url}: {source}")]
+    Open {
+        /// The path or URL that was given to [`crate::Store::open`].
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Applying the embedded schema migrations failed.
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed; `op` names the operation.
+    #[error("database error while {op}: {source}")]
+    Db {
+        /// What the store was doing, e.g. "inserting account".
+        op: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// No account has this id.
+    #[error("account {0:?} not found")]
+    AccountNotFound(String),
+    /// An account with this id already exists.
+    #[error("account {0:?} already exists")]
+    AccountExists(String),
+    /// No API key has this id.
+    #[error("API key {0:?} not found")]
+    KeyNotFound(String),
+    /// The key exists but is in a state that forbids the operation (e.g. rotating a revoked key).
+    #[error("API key {id:?} cannot be {action}: {reason}")]
+    KeyState {
+        /// Key id.
+        id: String,
+        /// The refused operation ("rotated", "revoked").
+        action: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A caller-supplied value is not acceptable.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// Which input.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A row read back from the database could not be decoded.
+    #[error("corrupt row in table {table}: {reason}")]
+    Corrupt {
+        /// Table name.
+        table: &'static str,
+        /// What could not be decoded.
+        reason: String,
+    },
+    /// Reading or writing a file (export) failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Encoding a value as JSON failed.
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Attach an operation name to a driver error.
+pub(crate) trait DbContext<T> {
+    fn db(self, op: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> DbContext<T> for Result<T, sqlx::Error> {
+    fn db(self, op: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Db { op, source })
+    }
+}

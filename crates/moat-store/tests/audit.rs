@@ -1,0 +1,202 @@
+mod common;
+
+use std::time::Duration;
+
+use common::{raw, record, temp_store};
+use moat_store::{AuditWriter, AuditWriterConfig, BreakReason, Store};
+
+async fn write_records(store: &Store, n: u64, config: AuditWriterConfig) {
+    let (handle, task) = AuditWriter::spawn(store.clone(), config);
+    for i in 0..n {
+        handle.record(record(i));
+    }
+    let stats = task.shutdown().await;
+    assert_eq!(stats.recorded, n);
+    assert_eq!(stats.written, n);
+    assert_eq!(stats.lost, 0);
+    assert_eq!(stats.queued, 0);
+}
+
+#[tokio::test]
+async fn batching_and_shutdown_flush() {
+    let (_dir, store, _path) = temp_store().await;
+    // Long flush interval: only shutdown can flush the last partial batch.
+    let config = AuditWriterConfig {
+        batch_size: 64,
+        flush_interval: Duration::from_secs(3600),
+        channel_capacity: 100,
+    };
+    let (handle, task) = AuditWriter::spawn(store.clone(), config);
+    let mut joins = Vec::new();
+    for t in 0..4u64 {
+        let h = handle.clone();
+        joins.push(tokio::spawn(async move {
+            for i in 0..250u64 {
+                h.record(record(t * 1000 + i));
+            }
+        }));
+    }
+    for j in joins {
+        j.await.unwrap();
+    }
+    let stats = task.shutdown().await;
+    assert_eq!(stats.recorded, 1000);
+    assert_eq!(stats.written, 1000);
+    assert_eq!(stats.lost, 0);
+    assert!(stats.overflowed > 0, "queue passed its soft capacity: {stats:?}");
+    assert_eq!(store.audit_count().await.unwrap(), 1000);
+
+    // Records after shutdown are refused and counted, not silently dropped.
+    handle.record(record(1));
+    assert_eq!(handle.stats().lost, 1);
+
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.records, 1000);
+    assert_eq!(report.last_seq, Some(1000));
+}
+
+#[tokio::test]
+async fn flush_interval_writes_without_shutdown() {
+    let (_dir, store, _path) = temp_store().await;
+    let config = AuditWriterConfig {
+        batch_size: 1000,
+        flush_interval: Duration::from_millis(20),
+        channel_capacity: 10,
+    };
+    let (handle, task) = AuditWriter::spawn(store.clone(), config);
+    for i in 0..5 {
+        handle.record(record(i));
+    }
+    let mut n = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        n = store.audit_count().await.unwrap();
+        if n == 5 {
+            break;
+        }
+    }
+    assert_eq!(n, 5);
+    task.shutdown().await;
+}
+
+#[tokio::test]
+async fn records_round_trip_and_chain_continues_across_writers() {
+    let (_dir, store, path) = temp_store().await;
+    write_records(&store, 10, AuditWriterConfig::default()).await;
+    // A second writer (e.g. after a restart) continues the same chain.
+    store.close().await;
+    let store = Store::open(&path).await.unwrap();
+    let (handle, task) = AuditWriter::spawn(store.clone(), AuditWriterConfig::default());
+    for i in 10..20 {
+        handle.record(record(i));
+    }
+    task.shutdown().await;
+    let rows = store.read_audit(0, 100).await.unwrap();
+    assert_eq!(rows.len(), 20);
+    for (i, (seq, rec)) in rows.iter().enumerate() {
+        assert_eq!(*seq, i as i64 + 1);
+        assert_eq!(rec, &record(i as u64));
+    }
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.records, 20);
+    assert_eq!(report.head_hash.as_ref().map(String::len), Some(64));
+}
+
+#[tokio::test]
+async fn empty_log_verifies() {
+    let (_dir, store, _path) = temp_store().await;
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_ok());
+    assert_eq!(report.records, 0);
+}
+
+#[tokio::test]
+async fn tampered_row_is_detected() {
+    let (_dir, store, path) = temp_store().await;
+    write_records(&store, 20, AuditWriterConfig::default()).await;
+    let mut conn = raw(&path).await;
+    sqlx::query("UPDATE audit_log SET request_body = '{\"model\":\"m\",\"messages\":[]}' WHERE seq = 7")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let report = store.verify_audit().await.unwrap();
+    let broken = report.broken.expect("tampering not detected");
+    assert_eq!(broken.seq, 7);
+    assert_eq!(broken.reason, BreakReason::ContentAltered);
+    assert_eq!(report.records, 7);
+}
+
+#[tokio::test]
+async fn tampered_row_with_replaced_hash_is_detected() {
+    let (_dir, store, path) = temp_store().await;
+    write_records(&store, 5, AuditWriterConfig::default()).await;
+    let mut conn = raw(&path).await;
+    // Editing a row and overwriting its hash with something else.
+    sqlx::query("UPDATE audit_log SET status = 500, hash = ? WHERE seq = 3")
+        .bind("ab".repeat(32))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let broken = store.verify_audit().await.unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 3);
+    assert_eq!(broken.reason, BreakReason::ContentAltered);
+}
+
+#[tokio::test]
+async fn deleted_row_is_detected() {
+    let (_dir, store, path) = temp_store().await;
+    write_records(&store, 20, AuditWriterConfig::default()).await;
+    let mut conn = raw(&path).await;
+    sqlx::query("DELETE FROM audit_log WHERE seq = 12")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let broken = store.verify_audit().await.unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 13);
+    assert_eq!(broken.reason, BreakReason::Missing { expected_seq: 12 });
+}
+
+#[tokio::test]
+async fn renumbered_rows_are_detected() {
+    let (_dir, store, path) = temp_store().await;
+    write_records(&store, 6, AuditWriterConfig::default()).await;
+    let mut conn = raw(&path).await;
+    // Delete row 3 and close the gap by renumbering the rows after it.
+    sqlx::query("DELETE FROM audit_log WHERE seq = 3")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for seq in 4..=6 {
+        sqlx::query("UPDATE audit_log SET seq = ? WHERE seq = ?")
+            .bind(seq - 1)
+            .bind(seq)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let broken = store.verify_audit().await.unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 3);
+    assert_eq!(broken.reason, BreakReason::ContentAltered);
+}
+
+#[tokio::test]
+async fn deleted_newest_rows_are_detected() {
+    let (_dir, store, path) = temp_store().await;
+    write_records(&store, 10, AuditWriterConfig::default()).await;
+    let mut conn = raw(&path).await;
+    sqlx::query("DELETE FROM audit_log WHERE seq >= 9")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let report = store.verify_audit().await.unwrap();
+    let broken = report.broken.unwrap();
+    assert_eq!(broken.seq, 10);
+    assert_eq!(broken.reason, BreakReason::HeadMismatch { last_seq: 8 });
+
+    // New records after a tail deletion still show the gap.
+    write_records(&store, 1, AuditWriterConfig::default()).await;
+    let broken = store.verify_audit().await.unwrap().broken.unwrap();
+    assert_eq!(broken.reason, BreakReason::Missing { expected_seq: 9 });
+}

@@ -68,6 +68,10 @@ pub async fn serve(
     opts: DemoOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(opts))
         .with_graceful_shutdown(shutdown)
         .await

@@ -11,11 +11,19 @@
 //!   `new_account_days`) is also compared with recently created accounts (kind `CREATED`:
 //!   created within 72 h of each other).
 //! * When an account meets another under a key, the pair records that kind of link.
+//! * Requests that are strongly extraction-like (full reasoning trace, native thinking,
+//!   sampling/probing parameters, grader prompts) also register their families under a
+//!   separate namespace (kind `SUSPECT`): accounts that use *the same* family *for
+//!   extraction-style requests* are linked even without shared infrastructure — the
+//!   distributed attacker on residential proxies with aged accounts.
 //! * A pair is merged (union-find) once it shares a prompt family **and** either
-//!   infrastructure or a creation burst. One coincidence (a public benchmark prompt, a
-//!   cloud /24, two sign-ups on the same day) never links accounts on its own.
+//!   infrastructure, a creation burst, or extraction-style use of that family. One
+//!   coincidence (a public benchmark prompt, a cloud /24, two sign-ups on the same day)
+//!   never links accounts on its own.
 //! * A cluster's evidence is the sum of its members' (see [`crate::evidence`]); its risk
-//!   adds a size term only when the pooled evidence is already suspicious.
+//!   adds a size term only when the pooled evidence is already suspicious and the
+//!   cluster shares infrastructure or a creation burst (a cluster linked by prompt
+//!   family alone is scored on its pooled evidence only).
 //!
 //! Bounds: at most `max_accounts_per_key` members are remembered per key (later accounts
 //! are still compared with them), at most `max_shared_keys` keys overall (new keys are
@@ -31,6 +39,9 @@ pub const INFRA: u8 = 1;
 pub const FAMILY: u8 = 2;
 /// Created within 72 h of each other while new.
 pub const CREATED: u8 = 4;
+/// Shared prompt family used, by both accounts, in strongly extraction-like requests
+/// (full reasoning traces, native thinking, sampling/probing parameters, grading).
+pub const SUSPECT: u8 = 8;
 
 const CREATED_WINDOW_MS: i64 = 72 * 3_600_000;
 const RECENT_YOUNG: usize = 256;
@@ -48,9 +59,23 @@ pub struct Clusters {
     pairs: HashMap<u64, u8>,
     recent_young: Vec<(u32, i64)>,
     young_cursor: usize,
+    max_members: usize,
+    max_keys: usize,
+    half_life_ms: f64,
 }
 
 impl Clusters {
+    /// Empty index: at most `max_members` remembered accounts per key, `max_keys` keys;
+    /// `half_life_ms` is the evidence decay used when merging.
+    pub fn new(max_members: usize, max_keys: usize, half_life_ms: f64) -> Self {
+        Clusters {
+            max_members,
+            max_keys,
+            half_life_ms,
+            ..Clusters::default()
+        }
+    }
+
     /// Registers account index `i` (indices must be dense, in creation order).
     pub fn add_account(&mut self) -> u32 {
         let i = self.parent.len() as u32;
@@ -108,24 +133,15 @@ impl Clusters {
 
     /// Records that account `i` uses shared key `key` of kind `kind`; links with the
     /// accounts already seen under it. `own` gives each account's evidence for merging.
-    pub fn touch(
-        &mut self,
-        i: u32,
-        kind: u8,
-        key: u64,
-        max_members: usize,
-        max_keys: usize,
-        own: &dyn Fn(u32) -> Evidence,
-        half_life_ms: f64,
-    ) {
+    pub fn touch(&mut self, i: u32, kind: u8, key: u64, own: &dyn Fn(u32) -> Evidence) {
         if key == 0 {
             return;
         }
-        let tagged = key ^ (u64::from(kind) << 59);
+        let tagged = key ^ (u64::from(kind) << 56);
         let members = match self.keys.get_mut(&tagged) {
             Some(m) => m,
             None => {
-                if self.keys.len() >= max_keys {
+                if self.keys.len() >= self.max_keys {
                     return;
                 }
                 self.keys.entry(tagged).or_default()
@@ -135,17 +151,17 @@ impl Clusters {
             return;
         }
         let others: Vec<u32> = members.clone();
-        if members.len() < max_members {
+        if members.len() < self.max_members {
             members.push(i);
         }
         for j in others {
-            self.link(i, j, kind, own, half_life_ms);
+            self.link(i, j, kind, own);
         }
     }
 
     /// Called at an account's first request when the account is new: links it (kind
     /// `CREATED`) with recently created new accounts.
-    pub fn touch_created(&mut self, i: u32, created_ms: i64, own: &dyn Fn(u32) -> Evidence, half_life_ms: f64) {
+    pub fn touch_created(&mut self, i: u32, created_ms: i64, own: &dyn Fn(u32) -> Evidence) {
         let near: Vec<u32> = self
             .recent_young
             .iter()
@@ -153,7 +169,7 @@ impl Clusters {
             .map(|(j, _)| *j)
             .collect();
         for j in near {
-            self.link(i, j, CREATED, own, half_life_ms);
+            self.link(i, j, CREATED, own);
         }
         if self.recent_young.len() < RECENT_YOUNG {
             self.recent_young.push((i, created_ms));
@@ -163,7 +179,7 @@ impl Clusters {
         }
     }
 
-    fn link(&mut self, i: u32, j: u32, kind: u8, own: &dyn Fn(u32) -> Evidence, half_life_ms: f64) {
+    fn link(&mut self, i: u32, j: u32, kind: u8, own: &dyn Fn(u32) -> Evidence) {
         if i == j {
             return;
         }
@@ -171,12 +187,12 @@ impl Clusters {
         let m = self.pairs.entry(pk).or_insert(0);
         *m |= kind;
         let mask = *m;
-        if mask & FAMILY != 0 && mask & (INFRA | CREATED) != 0 {
-            self.union(i, j, mask, own, half_life_ms);
+        if mask & FAMILY != 0 && mask & (INFRA | CREATED | SUSPECT) != 0 {
+            self.union(i, j, mask, own);
         }
     }
 
-    fn union(&mut self, a: u32, b: u32, mask: u8, own: &dyn Fn(u32) -> Evidence, half_life_ms: f64) {
+    fn union(&mut self, a: u32, b: u32, mask: u8, own: &dyn Fn(u32) -> Evidence) {
         let (ra, rb) = (self.find(a), self.find(b));
         if ra == rb {
             self.kinds[ra as usize] |= mask;
@@ -186,7 +202,7 @@ impl Clusters {
         let (keep, gone) = if ra < rb { (ra, rb) } else { (rb, ra) };
         let mut ev = self.evidence.remove(&keep).unwrap_or_else(|| own(keep));
         let other = self.evidence.remove(&gone).unwrap_or_else(|| own(gone));
-        ev.merge(&other, half_life_ms);
+        ev.merge(&other, self.half_life_ms);
         self.evidence.insert(keep, ev);
         self.parent[gone as usize] = keep;
         self.size[keep as usize] += self.size[gone as usize];
@@ -213,6 +229,9 @@ impl Clusters {
         }
         if kinds & CREATED != 0 {
             parts.push("an account-creation burst");
+        }
+        if kinds & SUSPECT != 0 && kinds & FAMILY != 0 {
+            parts[0] = "an extraction-style prompt family";
         }
         parts.join(" and ")
     }

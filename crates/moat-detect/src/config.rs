@@ -19,8 +19,9 @@ pub struct DetectConfig {
     pub new_account_days: f64,
     /// Half-life (hours) of the sliding harvest-rate estimate.
     pub rate_half_life_hours: f64,
-    /// Untemplated single-turn requests per half-life window that start to look like harvesting.
-    pub harvest_rate_floor: f64,
+    /// Harvested answer tokens (untemplated single-turn output beyond the prompt length, decayed with
+    /// `rate_half_life_hours`) above which volume starts to count as harvesting.
+    pub harvest_tokens_floor: f64,
     /// Minimum cluster size (accounts) before cluster-level scoring applies.
     pub min_cluster_size: u32,
     /// Maximum number of accounts tracked per shared key (IP subnet, prompt family).
@@ -40,7 +41,7 @@ impl Default for DetectConfig {
             block_at: 0.93,
             new_account_days: 14.0,
             rate_half_life_hours: 6.0,
-            harvest_rate_floor: 15.0,
+            harvest_tokens_floor: 12_000.0,
             min_cluster_size: 3,
             max_accounts_per_key: 48,
             max_shared_keys: 1 << 20,

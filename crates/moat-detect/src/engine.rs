@@ -21,12 +21,16 @@ struct AccountState {
     verified: Option<bool>,
     allowlisted: bool,
     evidence: Evidence,
+    /// Evidence over the account's strongly extraction-like single-turn requests only, so
+    /// that a distiller hidden among a reseller's ordinary end users is scored on its own.
+    substream: Evidence,
     skeletons: SkeletonTable,
     ips: [u32; IP_RING],
     ip_cursor: u8,
     last_single_turn: bool,
+    last_novel: bool,
+    last_in_substream: bool,
     peak_z: f32,
-    peak_from_cluster: bool,
 }
 
 /// The extraction detection engine. Pure: events in, decisions out; the only clock is
@@ -43,12 +47,17 @@ pub struct Engine {
 impl Engine {
     /// Creates an engine with the given thresholds.
     pub fn new(cfg: DetectConfig) -> Self {
+        let clusters = Clusters::new(
+            cfg.max_accounts_per_key,
+            cfg.max_shared_keys,
+            cfg.rate_half_life_hours * HOUR_MS,
+        );
         Engine {
-            cfg,
             names: Vec::new(),
             index: HashMap::new(),
             accounts: Vec::new(),
-            clusters: Clusters::default(),
+            cfg,
+            clusters,
         }
     }
 
@@ -92,7 +101,6 @@ impl Engine {
     /// function of the event, so callers may compute them in parallel).
     pub fn decide_features(&mut self, ts_ms: i64, account: &str, f: &RequestFeatures) -> Decision {
         let i = self.account_index(account);
-        let hl = self.cfg.rate_half_life_hours * HOUR_MS;
         let first_request = self.accounts[i as usize].evidence.n == 0;
 
         // account-history context of this request
@@ -126,39 +134,66 @@ impl Engine {
             )
         };
         let (cx, seen_prefix, seen_suffix) = cx;
-        self.accounts[i as usize].evidence.observe(ts_ms, f, &cx, hl);
+        let sub = f.strongly_extraction_like() && f.single_turn();
+        {
+            let st = &mut self.accounts[i as usize];
+            st.last_in_substream = sub;
+            st.last_novel = f.single_turn() && !cx.templated;
+            st.evidence.observe(ts_ms, f, &cx);
+            if sub {
+                st.substream.observe(ts_ms, f, &cx);
+            }
+        }
         if let Some(ce) = self.clusters.evidence_mut(i) {
-            ce.observe(ts_ms, f, &cx, hl);
+            ce.observe(ts_ms, f, &cx);
         }
 
         // cross-account links
         if !self.cfg.disable_clustering {
             let accounts = &self.accounts;
             let own = |j: u32| accounts[j as usize].evidence.clone();
-            let (mk, mx) = (self.cfg.max_accounts_per_key, self.cfg.max_shared_keys);
             let cl = &mut self.clusters;
             if first_request && cx.young {
                 if let Some(c) = accounts[i as usize].created_ms {
-                    cl.touch_created(i, c, &own, hl);
+                    cl.touch_created(i, c, &own);
                 }
             }
-            cl.touch(i, cluster::INFRA, f.subnet_key, mk, mx, &own, hl);
-            cl.touch(i, cluster::FAMILY, f.system_key, mk, mx, &own, hl);
-            cl.touch(i, cluster::FAMILY, f.tools_key, mk, mx, &own, hl);
+            // an address must recur (be in the recent ring) before its subnet counts as the
+            // account's infrastructure: rotating proxies would otherwise collide with everyone
+            if !cx.new_ip {
+                cl.touch(i, cluster::INFRA, f.subnet_key, &own);
+            }
+            let mut families = [0u64; 4];
+            families[0] = f.system_key;
+            families[1] = f.tools_key;
+            cl.touch(i, cluster::FAMILY, f.system_key, &own);
+            cl.touch(i, cluster::FAMILY, f.tools_key, &own);
             // only skeletons the account repeats are families (unique prompts are not)
             if seen_prefix >= 2 {
-                cl.touch(i, cluster::FAMILY, f.prefix_key ^ 0x11, mk, mx, &own, hl);
+                families[2] = f.prefix_key ^ 0x11;
+                cl.touch(i, cluster::FAMILY, families[2], &own);
             }
             if seen_suffix >= 2 && f.suffix_key != f.prefix_key {
-                cl.touch(i, cluster::FAMILY, f.suffix_key ^ 0x11, mk, mx, &own, hl);
+                families[3] = f.suffix_key ^ 0x11;
+                cl.touch(i, cluster::FAMILY, families[3], &own);
+            }
+            // extraction-style use of a system prompt / tool set, by an account whose
+            // traffic is mostly like that, links accounts without shared infrastructure
+            let st = &accounts[i as usize];
+            if f.strongly_extraction_like()
+                && st.evidence.n >= 5
+                && st.substream.n * 2 >= st.evidence.n
+            {
+                for k in &families[..2] {
+                    cl.touch(i, cluster::FAMILY | cluster::SUSPECT, *k, &own);
+                }
             }
         }
 
-        let (a, from_cluster) = self.assess_index(i, ts_ms);
+        let (a, _) = self.evaluate(i, ts_ms, sub, false);
         let st = &mut self.accounts[i as usize];
         if a.z as f32 > st.peak_z {
             st.peak_z = a.z as f32;
-            st.peak_from_cluster = from_cluster;
         }
         if st.allowlisted {
             return Decision {
@@ -170,7 +205,11 @@ impl Engine {
         }
         let risk = policy::sigmoid(a.z + policy::request_adjustment(f));
         let action = policy::action_for(risk, f, &self.cfg);
-        let reasons = if action == Action::Allow { Vec::new() } else { a.reasons(3) };
+        let reasons = if action == Action::Allow {
+            Vec::new()
+        } else {
+            self.evaluate(i, ts_ms, sub, true).0.reasons(3)
+        };
         Decision {
             action,
             risk: round3(risk),
@@ -179,30 +218,46 @@ impl Engine {
         }
     }
 
-    /// Own assessment, or the cluster's when that is higher. Returns whether the
+    /// The highest of: the account's own assessment, its cluster's (when clustered), and
+    /// its extraction sub-stream's (`sub`: this request belongs to it). Returns whether the
     /// cluster's was used.
-    fn assess_index(&self, i: u32, now_ms: i64) -> (Assessment, bool) {
-        let own = policy::assess(&self.accounts[i as usize].evidence, now_ms, &self.cfg);
+    fn evaluate(&self, i: u32, now_ms: i64, sub: bool, collect: bool) -> (Assessment, bool) {
+        let cfg = &self.cfg;
+        let mut best = policy::assess_with(&self.accounts[i as usize].evidence, now_ms, cfg, collect);
+        let mut from_cluster = false;
         let size = self.clusters.size_of(i);
-        if size >= self.cfg.min_cluster_size {
+        if size >= cfg.min_cluster_size {
             if let Some(ce) = self.clusters.evidence_of(i) {
-                let mut ca = policy::assess(ce, now_ms, &self.cfg);
-                if ca.z > -1.5 {
-                    let bonus = (0.5 * f64::from(size).ln()).min(2.0);
-                    let label = self.clusters.label_of(i).unwrap_or_default();
-                    let kinds = Clusters::describe_kinds(self.clusters.kinds_of(i));
-                    ca.z += bonus;
-                    ca.terms.push(policy::Term {
-                        weight: bonus.max(0.4),
-                        reason: policy::Reason::Cluster { label, size, links: kinds },
-                    });
-                }
-                if ca.z > own.z {
-                    return (ca, true);
+                let mut ca = policy::assess_with(ce, now_ms, cfg, collect);
+                let kinds = self.clusters.kinds_of(i);
+                let bonus = if ca.z > -1.5 && kinds & (cluster::INFRA | cluster::CREATED) != 0 {
+                    (0.5 * f64::from(size).ln()).min(2.0)
+                } else {
+                    0.0
+                };
+                let (label, links) = if collect {
+                    (
+                        self.clusters.label_of(i).unwrap_or_default(),
+                        Clusters::describe_kinds(kinds),
+                    )
+                } else {
+                    (String::new(), String::new())
+                };
+                ca.add_cluster(bonus, label, size, links);
+                if ca.z > best.z {
+                    best = ca;
+                    from_cluster = true;
                 }
             }
         }
-        (own, false)
+        if sub {
+            let s = policy::assess_with(&self.accounts[i as usize].substream, now_ms, cfg, collect);
+            if s.z > best.z {
+                best = s;
+                from_cluster = false;
+            }
+        }
+        (best, from_cluster)
     }
 
     /// Records the outcome of the account's last decided request (token usage, status).
@@ -211,10 +266,15 @@ impl Engine {
         let Some(&i) = self.index.get(account) else {
             return;
         };
-        let single = self.accounts[i as usize].last_single_turn;
-        self.accounts[i as usize].evidence.settle(out, single);
+        let hl = self.cfg.rate_half_life_hours * HOUR_MS;
+        let st = &mut self.accounts[i as usize];
+        let (single, novel) = (st.last_single_turn, st.last_novel);
+        st.evidence.settle(out, single, novel, hl);
+        if st.last_in_substream {
+            st.substream.settle(out, single, novel, hl);
+        }
         if let Some(ce) = self.clusters.evidence_mut(i) {
-            ce.settle(out, single);
+            ce.settle(out, single, novel, hl);
         }
     }
 
@@ -224,7 +284,7 @@ impl Engine {
             .map(|i| {
                 let st = &self.accounts[i as usize];
                 let now = st.evidence.last_ts;
-                let (a, _) = self.assess_index(i, now);
+                let (a, _) = self.evaluate(i, now, true, true);
                 let z = f64::from(st.peak_z).max(a.z);
                 let risk = policy::sigmoid(z);
                 let verdict = if st.allowlisted {
@@ -250,6 +310,12 @@ impl Engine {
     /// Number of accounts with state.
     pub fn account_count(&self) -> usize {
         self.accounts.len()
+    }
+
+    /// Bytes of the fixed-size per-account state (evidence counters, skeleton table,
+    /// address ring, metadata): the same after ten requests or ten million.
+    pub fn account_state_bytes() -> usize {
+        std::mem::size_of::<AccountState>()
     }
 
     /// Approximate bytes of state per account (fixed-size account state plus its share of

@@ -71,7 +71,12 @@ pub struct Outcome {
 
 impl Outcome {
     /// Builds an outcome from the traffic-log fields.
-    pub fn new(status: u16, finish_reason: Option<&str>, input_tokens: u64, output_tokens: u64) -> Self {
+    pub fn new(
+        status: u16,
+        finish_reason: Option<&str>,
+        input_tokens: u64,
+        output_tokens: u64,
+    ) -> Self {
         Outcome {
             status,
             truncated: matches!(finish_reason, Some("length") | Some("max_tokens")),

@@ -36,6 +36,8 @@ pub struct Evidence {
     pub thinking: u32,
     /// Requests with a harvest shape (huge max_tokens, n>1, logprobs, logit_bias, max_tokens 1).
     pub shape: u32,
+    /// Sum of harvest-shape weights (see `Shape::score`).
+    pub shape_sum: f32,
     /// Requests with several completions (`n > 1`) or log-probabilities.
     pub sampling: u32,
     /// Model-as-grader requests.
@@ -70,7 +72,8 @@ pub struct Evidence {
     pub first_ts: i64,
     /// Last arrival.
     pub last_ts: i64,
-    /// Decayed count of novel single-turn requests (sliding harvest volume).
+    /// Decayed sum of harvested answer tokens: output tokens beyond the prompt's length,
+    /// over untemplated single-turn requests (sliding harvest volume).
     pub harvest: Decayed,
     /// Topic histogram of single-turn prompts (breadth).
     pub topics: [u16; TOPICS],
@@ -78,7 +81,7 @@ pub struct Evidence {
 
 impl Evidence {
     /// Adds one request.
-    pub fn observe(&mut self, ts_ms: i64, f: &RequestFeatures, cx: &Context, half_life_ms: f64) {
+    pub fn observe(&mut self, ts_ms: i64, f: &RequestFeatures, cx: &Context) {
         if self.n == 0 || ts_ms < self.first_ts {
             self.first_ts = ts_ms;
         }
@@ -88,7 +91,10 @@ impl Evidence {
         self.reasoning_strong += u32::from(f.reasoning >= reasoning::STRONG);
         self.thinking += u32::from(f.thinking_budget >= 1024);
         self.shape += u32::from(f.shape.any());
-        self.sampling += u32::from(f.shape.has(crate::signals::shape::Shape::MULTI_SAMPLE | crate::signals::shape::Shape::LOGPROBS));
+        self.shape_sum += f.shape.score();
+        self.sampling += u32::from(f.shape.has(
+            crate::signals::shape::Shape::MULTI_SAMPLE | crate::signals::shape::Shape::LOGPROBS,
+        ));
         self.grader += u32::from(f.grader);
         self.followup += u32::from(f.followup);
         self.agent += u32::from(f.agent);
@@ -99,17 +105,16 @@ impl Evidence {
         self.unverified += u32::from(cx.unverified);
         self.new_ip += u32::from(cx.new_ip);
         self.hours.observe(ts_ms);
-        if novel {
-            self.harvest.add(ts_ms, 1.0, half_life_ms);
-        }
         if f.single_turn() {
             let t = usize::from(f.topic).min(TOPICS - 1);
             self.topics[t] = self.topics[t].saturating_add(1);
         }
     }
 
-    /// Adds one settled response.
-    pub fn settle(&mut self, out: &Outcome, single_turn: bool) {
+    /// Adds one settled response (of the request observed last).
+    /// `novel` says whether that request was an untemplated single-turn prompt: only those
+    /// feed the sliding harvest volume (templated batch generation does not).
+    pub fn settle(&mut self, out: &Outcome, single_turn: bool, novel: bool, half_life_ms: f64) {
         if out.status >= 400 {
             return;
         }
@@ -119,6 +124,10 @@ impl Evidence {
         if single_turn {
             self.single_settled += 1;
             self.single_out_tokens += out.output_tokens;
+            let excess = out.output_tokens.saturating_sub(out.input_tokens);
+            if novel && excess > 0 {
+                self.harvest.add(self.last_ts, excess as f64, half_life_ms);
+            }
         }
     }
 
@@ -127,13 +136,18 @@ impl Evidence {
         if o.n == 0 {
             return;
         }
-        self.first_ts = if self.n == 0 { o.first_ts } else { self.first_ts.min(o.first_ts) };
+        self.first_ts = if self.n == 0 {
+            o.first_ts
+        } else {
+            self.first_ts.min(o.first_ts)
+        };
         self.last_ts = self.last_ts.max(o.last_ts);
         self.n += o.n;
         self.reasoning_sum += o.reasoning_sum;
         self.reasoning_strong += o.reasoning_strong;
         self.thinking += o.thinking;
         self.shape += o.shape;
+        self.shape_sum += o.shape_sum;
         self.sampling += o.sampling;
         self.grader += o.grader;
         self.followup += o.followup;

@@ -58,7 +58,8 @@ impl RequestFeatures {
     /// the traffic line straight into a [`RequestView`]).
     pub fn from_view(api: Api, req: &RequestView<'_>, ip: &str) -> Self {
         let rt = extract_text(api, req);
-        let reasoning = reasoning::phrase_score(&rt.system).max(reasoning::phrase_score(&rt.last_user));
+        let reasoning =
+            reasoning::phrase_score(&rt.system).max(reasoning::phrase_score(&rt.last_user));
         let grader = grader::is_grader(&rt.system) || grader::is_grader(&rt.last_user);
         let (prefix_key, suffix_key) = skeleton::skeleton_keys(&rt.last_user);
         let system_key = if rt.system.trim().len() >= 16 {
@@ -71,8 +72,17 @@ impl RequestFeatures {
             .tools
             .iter()
             .flatten()
-            .filter_map(|t| t.name.as_deref().or(t.function.as_ref().and_then(|f| f.name.as_deref())))
-            .chain(req.functions.iter().flatten().filter_map(|f| f.name.as_deref()))
+            .filter_map(|t| {
+                t.name
+                    .as_deref()
+                    .or(t.function.as_ref().and_then(|f| f.name.as_deref()))
+            })
+            .chain(
+                req.functions
+                    .iter()
+                    .flatten()
+                    .filter_map(|f| f.name.as_deref()),
+            )
         {
             tools_key = (tools_key.rotate_left(7) ^ hash_str(name)) | 1;
         }
@@ -99,7 +109,20 @@ impl RequestFeatures {
     /// Whether the request itself carries extraction-typical content or shape
     /// (reasoning elicitation, native thinking, harvest shape, grader use).
     pub fn extraction_like(&self) -> bool {
-        self.reasoning >= reasoning::MEDIUM || self.thinking_budget >= 1024 || self.shape.any() || self.grader
+        self.reasoning >= reasoning::MEDIUM
+            || self.thinking_budget >= 1024
+            || self.shape.any()
+            || self.grader
+    }
+
+    /// Whether the request is strongly extraction-like: a full reasoning trace, native
+    /// thinking, sampling/probing parameters (n>1, logprobs, logit_bias, max_tokens 1) or
+    /// a grader prompt.
+    pub fn strongly_extraction_like(&self) -> bool {
+        self.reasoning >= reasoning::STRONG
+            || self.thinking_budget >= 1024
+            || self.shape.score() >= 1.0
+            || self.grader
     }
 
     /// Whether the request is a single-turn prompt (no earlier answers, no tool results).

@@ -33,7 +33,13 @@ pub enum Reason {
     /// Share of conversation / agent follow-ups (negative evidence).
     Conversation { frac: f64 },
     /// Sliding count of novel single-turn prompts.
-    Harvest { count: f64, hours: f64, novel_frac: f64, n: u32, breadth: f64 },
+    Harvest {
+        tokens: f64,
+        hours: f64,
+        novel_frac: f64,
+        n: u32,
+        breadth: f64,
+    },
     /// Output/input token ratio.
     OutputRatio { ratio: f64, out_tokens: u64 },
     /// Mean single-turn answer length.
@@ -47,7 +53,11 @@ pub enum Reason {
     /// Share of requests from addresses new to the account.
     IpChurn { frac: f64 },
     /// Cross-account cluster.
-    Cluster { label: String, size: u32, links: String },
+    Cluster {
+        label: String,
+        size: u32,
+        links: String,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -76,9 +86,10 @@ impl std::fmt::Display for Reason {
             Reason::Conversation { frac } => {
                 write!(f, "{} of requests continue a conversation or agent loop", pct(*frac))
             }
-            Reason::Harvest { count, hours, novel_frac, n, breadth } => write!(
+            Reason::Harvest { tokens, hours, novel_frac, n, breadth } => write!(
                 f,
-                "{count:.0} distinct single-turn prompts in the last {hours:.0} hours, none building on earlier answers ({} of {n} requests untemplated, topic breadth {breadth:.2})",
+                "{:.0}k answer tokens harvested by single-turn prompts in the last {hours:.0} hours, none building on earlier answers ({} of {n} requests untemplated, topic breadth {breadth:.2})",
+                tokens / 1000.0,
                 pct(*novel_frac)
             ),
             Reason::OutputRatio { ratio, out_tokens } => write!(
@@ -118,8 +129,9 @@ pub struct Term {
 pub struct Assessment {
     /// Total log-odds.
     pub z: f64,
-    /// Contributing terms (positive and negative).
+    /// Contributing terms (positive and negative); empty unless collected.
     pub terms: Vec<Term>,
+    collect: bool,
 }
 
 /// Logistic function.
@@ -135,8 +147,26 @@ impl Assessment {
     fn add(&mut self, weight: f64, reason: Reason) {
         if weight.abs() >= 0.05 {
             self.z += weight;
-            self.terms.push(Term { weight, reason });
+            if self.collect {
+                self.terms.push(Term { weight, reason });
+            }
         }
+    }
+
+    /// Adds a cross-account cluster term (always listed first among the reasons).
+    pub fn add_cluster(&mut self, bonus: f64, label: String, size: u32, links: String) {
+        self.z += bonus;
+        if self.collect {
+            self.terms.push(Term {
+                weight: bonus,
+                reason: Reason::Cluster { label, size, links },
+            });
+        }
+    }
+
+    /// Whether reasons are being collected.
+    pub fn collects(&self) -> bool {
+        self.collect
     }
 
     /// Risk in [0, 1].
@@ -146,19 +176,36 @@ impl Assessment {
 
     /// Reasons of the `max` largest positive terms, largest first (cluster first).
     pub fn reasons(&self, max: usize) -> Vec<String> {
-        let mut t: Vec<&Term> = self.terms.iter().filter(|t| t.weight >= 0.4).collect();
+        let mut t: Vec<&Term> = self
+            .terms
+            .iter()
+            .filter(|t| t.weight >= 0.4 || matches!(t.reason, Reason::Cluster { .. }))
+            .collect();
         t.sort_by(|a, b| {
             let ka = matches!(a.reason, Reason::Cluster { .. });
             let kb = matches!(b.reason, Reason::Cluster { .. });
             kb.cmp(&ka).then(b.weight.total_cmp(&a.weight))
         });
-        t.into_iter().take(max).map(|t| t.reason.to_string()).collect()
+        t.into_iter()
+            .take(max)
+            .map(|t| t.reason.to_string())
+            .collect()
     }
 }
 
-/// Assesses evidence at event time `now_ms`.
+/// Assesses evidence at event time `now_ms`, with reasons.
 pub fn assess(e: &Evidence, now_ms: i64, cfg: &DetectConfig) -> Assessment {
-    let mut a = Assessment { z: PRIOR_Z, terms: Vec::new() };
+    assess_with(e, now_ms, cfg, true)
+}
+
+/// Assesses evidence at event time `now_ms`; `collect` keeps the terms for reasons (the
+/// decision path skips them unless the request is acted on).
+pub fn assess_with(e: &Evidence, now_ms: i64, cfg: &DetectConfig, collect: bool) -> Assessment {
+    let mut a = Assessment {
+        z: PRIOR_Z,
+        terms: Vec::new(),
+        collect,
+    };
     if e.n == 0 {
         return a;
     }
@@ -172,35 +219,49 @@ pub fn assess(e: &Evidence, now_ms: i64, cfg: &DetectConfig) -> Assessment {
     let why = if fs >= 0.25 {
         Reason::ReasoningTrace { frac: fs, n: e.n }
     } else {
-        Reason::StepByStep { strength: fr, n: e.n }
+        Reason::StepByStep {
+            strength: fr,
+            n: e.n,
+        }
     };
-    a.add(4.0 * fr * conf(4.0), why);
+    a.add(3.0 * fr * conf(6.0), why);
     // native reasoning parameters
     let ft = frac(e.thinking);
-    a.add(2.5 * ft * conf(4.0), Reason::Thinking { frac: ft, n: e.n });
+    a.add(2.0 * ft * conf(6.0), Reason::Thinking { frac: ft, n: e.n });
     // harvest-shaped parameters
     let fsh = frac(e.shape);
-    a.add(2.0 * fsh * conf(4.0), Reason::Shape { frac: fsh, n: e.n });
+    let shape_w = f64::from(e.shape_sum) / n;
+    a.add(
+        2.0 * shape_w * conf(6.0),
+        Reason::Shape { frac: fsh, n: e.n },
+    );
     // model as grader / reward model
     let fg = frac(e.grader);
-    a.add(2.5 * fg * conf(4.0), Reason::Grader { frac: fg, n: e.n });
+    a.add(2.5 * fg * conf(6.0), Reason::Grader { frac: fg, n: e.n });
     // real conversations and agent loops build on earlier answers
     let fu = frac(e.followup + e.agent).min(1.0);
     a.add(-3.0 * fu * conf(4.0), Reason::Conversation { frac: fu });
-    // breadth x volume of single-turn harvesting, sliding window
+    // volume of harvested answers (single-turn), scaled by breadth, sliding window
     let hl = cfg.rate_half_life_hours * HOUR_MS;
     let h = e.harvest.value_at(now_ms, hl);
-    let floor = cfg.harvest_rate_floor.max(1.0);
+    let floor = cfg.harvest_tokens_floor.max(1.0);
     if h > floor {
         let span = ((now_ms - e.first_ts) as f64 / (3.0 * HOUR_MS)).clamp(0.2, 1.0);
         let single = (1.0 - fu).powi(2);
         let level = ((h / floor).ln() / 4f64.ln()).min(1.25);
         let breadth = topics::breadth(&e.topics);
-        let breadth_factor = ((breadth - 0.3) / 0.35).clamp(0.25, 1.0);
+        // narrow traffic (one subject) is what products serve; it only counts fully when
+        // it is mostly reasoning-trace or native-thinking harvesting
+        let reasoning_harvest = fr >= 0.8 || ft >= 0.5;
+        let breadth_factor = if reasoning_harvest {
+            1.0
+        } else {
+            ((breadth - 0.3) / 0.35).clamp(0.25, 1.0)
+        };
         a.add(
             4.0 * level * single * span * breadth_factor,
             Reason::Harvest {
-                count: h,
+                tokens: h,
                 hours: cfg.rate_half_life_hours * 1.44,
                 novel_frac: frac(e.novel),
                 n: e.n,
@@ -213,30 +274,43 @@ pub fn assess(e: &Evidence, now_ms: i64, cfg: &DetectConfig) -> Assessment {
         let oi = e.out_tokens as f64 / e.in_tokens as f64;
         a.add(
             ((oi - 4.0) / 6.0).clamp(0.0, 1.0),
-            Reason::OutputRatio { ratio: oi, out_tokens: e.out_tokens },
+            Reason::OutputRatio {
+                ratio: oi,
+                out_tokens: e.out_tokens,
+            },
         );
     }
     if e.single_settled >= 20 {
         let mean = e.single_out_tokens as f64 / f64::from(e.single_settled);
-        a.add(((mean - 450.0) / 600.0).clamp(0.0, 1.0), Reason::LongAnswers { mean });
+        a.add(
+            ((mean - 450.0) / 600.0).clamp(0.0, 1.0),
+            Reason::LongAnswers { mean },
+        );
     }
     // machine cadence
     let span_h = (e.last_ts - e.first_ts) as f64 / HOUR_MS;
     if span_h >= 36.0 && e.n >= 100 {
         let fl = e.hours.flatness();
+        let w = 1.5 * ((fl - 0.93) / 0.05).clamp(0.0, 1.0) - ((0.9 - fl) / 0.1).clamp(0.0, 1.0);
         a.add(
-            2.5 * ((fl - 0.93) / 0.05).clamp(0.0, 1.0),
-            Reason::Cadence { hours: e.hours.hours_covered(1), flatness: fl },
+            w,
+            Reason::Cadence {
+                hours: e.hours.hours_covered(1),
+                flatness: fl,
+            },
         );
     }
     // account age and verification
     let fy = frac(e.young);
-    a.add(fy, Reason::Young { frac: fy });
+    a.add(0.7 * fy, Reason::Young { frac: fy });
     a.add(0.4 * frac(e.unverified), Reason::Unverified);
     // rotating client addresses
     if e.n >= 20 {
         let p = frac(e.new_ip);
-        a.add(1.5 * ((p - 0.3) / 0.5).clamp(0.0, 1.0), Reason::IpChurn { frac: p });
+        a.add(
+            ((p - 0.3) / 0.5).clamp(0.0, 1.0),
+            Reason::IpChurn { frac: p },
+        );
     }
     a
 }

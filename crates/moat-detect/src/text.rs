@@ -111,7 +111,7 @@ fn combine(h: u64, w: u64) -> u64 {
 }
 
 fn is_informative(w: &str) -> bool {
-    w.chars().filter(|c| c.is_alphabetic()).count() >= 3 || w.chars().any(|c| !c.is_ascii())
+    w.chars().filter(|c| c.is_alphabetic()).count() >= 3 || !w.is_ascii()
 }
 
 /// Edge-word hashes of a text (see [`edge_word_hashes`]).
@@ -136,7 +136,10 @@ pub fn edge_word_hashes(s: &str, k: usize) -> EdgeHashes {
         head: 0x9e37_79b9_7f4a_7c15,
         ..EdgeHashes::default()
     };
-    for w in s.split(|c: char| !is_word_char(c)).filter(|w| !w.is_empty()) {
+    for w in s
+        .split(|c: char| !is_word_char(c))
+        .filter(|w| !w.is_empty())
+    {
         if e.words < k {
             e.head = combine(e.head, hash_word(w));
             e.head_informative += usize::from(is_informative(w));

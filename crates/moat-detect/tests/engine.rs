@@ -22,7 +22,11 @@ fn reasoning_trace_harvester_is_restricted_quickly() {
     for i in 0..200 {
         let mut req = chat(Some(COT), &math_problem(&mut rng));
         req["max_tokens"] = json!(8192);
-        let d = step(&mut e, &event(T0 + i * 4 * MIN, "a", "203.0.113.9", req), 2500);
+        let d = step(
+            &mut e,
+            &event(T0 + i * 4 * MIN, "a", "203.0.113.9", req),
+            2500,
+        );
         if restricted(&d) && first.is_none() {
             first = Some(i);
             assert!(!d.reasons.is_empty());
@@ -32,7 +36,11 @@ fn reasoning_trace_harvester_is_restricted_quickly() {
     assert!(first < 40, "restricted after {first} requests");
     let r = &e.account_reports()[0];
     assert_eq!(r.verdict, "extraction");
-    assert!(r.reasons.iter().any(|x| x.contains("reasoning")), "{:?}", r.reasons);
+    assert!(
+        r.reasons.iter().any(|x| x.contains("reasoning")),
+        "{:?}",
+        r.reasons
+    );
 }
 
 #[test]
@@ -44,7 +52,18 @@ fn thinking_budget_harvester_from_rotating_ips_is_restricted() {
     for i in 0..300 {
         let req = json!({"model":"m","max_tokens":16000,"thinking":{"type":"enabled","budget_tokens":8000},
             "messages":[{"role":"user","content":format!("Here is a programming problem:\n{}\n\nWrite a complete solution. Think step by step.", broad_prompt(&mut rng))}]});
-        let mut ev = event(T0 + i * 10 * MIN, "c", &format!("{}.{}.{}.{}", 20 + rng.below(200), rng.below(255), rng.below(255), rng.below(255)), req);
+        let mut ev = event(
+            T0 + i * 10 * MIN,
+            "c",
+            &format!(
+                "{}.{}.{}.{}",
+                20 + rng.below(200),
+                rng.below(255),
+                rng.below(255),
+                rng.below(255)
+            ),
+            req,
+        );
         ev.api = moat_detect::Api::AnthropicMessages;
         restricted_n += usize::from(restricted(&step(&mut e, &ev, 4000)));
     }
@@ -60,7 +79,11 @@ fn broad_single_turn_harvester_is_restricted_within_a_day() {
     for i in 0..1500 {
         let mut req = chat(None, &broad_prompt(&mut rng));
         req["max_tokens"] = json!(2048);
-        let d = step(&mut e, &event(T0 + i * 2 * MIN, "h", "198.51.100.23", req), 850);
+        let d = step(
+            &mut e,
+            &event(T0 + i * 2 * MIN, "h", "198.51.100.23", req),
+            850,
+        );
         if restricted(&d) && first.is_none() {
             first = Some(i);
         }
@@ -99,7 +122,16 @@ fn nightly_one_template_batch_job_is_not_restricted() {
         for j in 0..3000i64 {
             let req = json!({"model":"m-small","temperature":0,"max_tokens":5,"messages":[{"role":"user",
                 "content":format!("Does the following message contain a complaint? Answer yes or no.\n\n{}", broad_prompt(&mut rng))}]});
-            let d = step(&mut e, &event(T0 + night * DAY + 2 * HOUR + j * 1000, "batch", "198.51.100.60", req), 2);
+            let d = step(
+                &mut e,
+                &event(
+                    T0 + night * DAY + 2 * HOUR + j * 1000,
+                    "batch",
+                    "198.51.100.60",
+                    req,
+                ),
+                2,
+            );
             assert!(!restricted(&d), "night {night} request {j}: {d:?}");
         }
     }
@@ -113,7 +145,11 @@ fn benchmark_run_once_is_not_restricted() {
     for i in 0..1319i64 {
         let req = json!({"model":"m","temperature":0,"max_tokens":1024,"messages":[{"role":"user",
             "content":format!("Solve the following math problem. Let's think step by step and put the final answer after '####'.\n\n{}", math_problem(&mut rng))}]});
-        let d = step(&mut e, &event(T0 + 5 * HOUR + i * 1500, "bench", "198.51.100.70", req), 300);
+        let d = step(
+            &mut e,
+            &event(T0 + 5 * HOUR + i * 1500, "bench", "198.51.100.70", req),
+            300,
+        );
         assert!(!restricted(&d), "request {i}: {d:?}");
     }
 }
@@ -122,16 +158,23 @@ fn benchmark_run_once_is_not_restricted() {
 fn chat_app_with_many_end_users_is_not_restricted() {
     let mut e = Engine::new(DetectConfig::default());
     e.upsert_account(meta("app", T0 - 500 * DAY, true));
-    let sys = "You are Lumen, a friendly assistant inside the Lumen app. Answer clearly and concisely.";
+    let sys =
+        "You are Lumen, a friendly assistant inside the Lumen app. Answer clearly and concisely.";
     let mut rng = Rng(9);
     for i in 0..5000i64 {
         let q = broad_prompt(&mut rng);
         let req = match i % 5 {
             0 | 1 => chat(Some(sys), &q),
-            _ => json!({"model":"m","messages":[{"role":"system","content":sys},{"role":"user","content":q},
-                        {"role":"assistant","content":"Sure! ..."},{"role":"user","content":"thanks, and what about the second point?"}]}),
+            _ => {
+                json!({"model":"m","messages":[{"role":"system","content":sys},{"role":"user","content":q},
+                        {"role":"assistant","content":"Sure! ..."},{"role":"user","content":"thanks, and what about the second point?"}]})
+            }
         };
-        let d = step(&mut e, &event(T0 + i * 100_000, "app", "198.51.100.80", req), 400);
+        let d = step(
+            &mut e,
+            &event(T0 + i * 100_000, "app", "198.51.100.80", req),
+            400,
+        );
         assert!(!restricted(&d), "request {i}: {d:?}");
     }
 }
@@ -168,10 +211,58 @@ fn low_and_slow_cluster_is_caught_together() {
         }
     }
     assert_eq!(restricted_accounts.len(), n_acc as usize);
-    assert!(last_day_restricted * 10 >= last_day_total * 9, "{last_day_restricted}/{last_day_total}");
+    assert!(
+        last_day_restricted * 10 >= last_day_total * 9,
+        "{last_day_restricted}/{last_day_total}"
+    );
     let reports = e.account_reports();
-    assert!(reports.iter().all(|r| r.cluster.is_some() && r.verdict == "extraction"));
-    assert!(reports[0].reasons[0].starts_with("cluster cl_"), "{:?}", reports[0].reasons);
+    assert!(reports
+        .iter()
+        .all(|r| r.cluster.is_some() && r.verdict == "extraction"));
+    assert!(
+        reports[0].reasons[0].starts_with("cluster cl_"),
+        "{:?}",
+        reports[0].reasons
+    );
+}
+
+#[test]
+fn distributed_attack_from_aged_accounts_on_rotating_ips_is_caught_together() {
+    // 80 old, verified accounts, no shared infrastructure, each 30 requests/day, same
+    // extraction-style system prompt
+    let mut e = Engine::new(DetectConfig::default());
+    let n_acc = 80;
+    for a in 0..n_acc {
+        e.upsert_account(meta(&format!("p{a}"), T0 - (200 + a * 3) * DAY, true));
+    }
+    let mut rng = Rng(21);
+    let mut restricted_accounts = std::collections::BTreeSet::new();
+    let (mut late, mut late_restricted) = (0, 0);
+    for day in 0..4i64 {
+        for k in 0..30i64 {
+            for a in 0..n_acc {
+                let ts = T0 + day * DAY + k * (DAY / 30) + (rng.below(40) as i64) * MIN;
+                let ip = format!(
+                    "{}.{}.{}.{}",
+                    11 + rng.below(200),
+                    rng.below(255),
+                    rng.below(255),
+                    rng.below(255)
+                );
+                let req = chat(Some(COT), &broad_prompt(&mut rng));
+                let d = step(&mut e, &event(ts, &format!("p{a}"), &ip, req), 1200);
+                if restricted(&d) {
+                    restricted_accounts.insert(a);
+                }
+                if day >= 2 {
+                    late += 1;
+                    late_restricted += usize::from(restricted(&d));
+                }
+            }
+        }
+    }
+    assert_eq!(restricted_accounts.len(), n_acc as usize);
+    assert!(late_restricted * 10 >= late * 9, "{late_restricted}/{late}");
 }
 
 #[test]
@@ -184,7 +275,11 @@ fn allowlisted_account_is_never_restricted() {
     for i in 0..300 {
         let mut req = chat(Some(COT), &math_problem(&mut rng));
         req["max_tokens"] = json!(8192);
-        let d = step(&mut e, &event(T0 + i * MIN, "vip", "203.0.113.1", req), 3000);
+        let d = step(
+            &mut e,
+            &event(T0 + i * MIN, "vip", "203.0.113.1", req),
+            3000,
+        );
         assert_eq!(d.action, Action::Allow);
     }
     assert_eq!(e.account_reports()[0].verdict, "allowlisted");
@@ -201,13 +296,21 @@ fn reseller_follow_ups_are_served_while_harvesting_requests_are_restricted() {
         let d = if i % 2 == 0 {
             let mut req = chat(Some(COT), &math_problem(&mut rng));
             req["max_tokens"] = json!(8192);
-            let d = step(&mut e, &event(T0 + i * MIN, "reseller", "203.0.113.2", req), 2500);
+            let d = step(
+                &mut e,
+                &event(T0 + i * MIN, "reseller", "203.0.113.2", req),
+                2500,
+            );
             harvest_restricted += usize::from(i > 100 && restricted(&d));
             d
         } else {
             let req = json!({"model":"m","messages":[{"role":"user","content":broad_prompt(&mut rng)},
                 {"role":"assistant","content":"..."},{"role":"user","content":"ok, can you shorten that?"}]});
-            let d = step(&mut e, &event(T0 + i * MIN, "reseller", "203.0.113.2", req), 200);
+            let d = step(
+                &mut e,
+                &event(T0 + i * MIN, "reseller", "203.0.113.2", req),
+                200,
+            );
             followups_restricted += usize::from(restricted(&d));
             d
         };
@@ -233,9 +336,18 @@ fn scenario(outcome_tokens_of_last: u64) -> Vec<moat_detect::Decision> {
         } else {
             chat(None, &broad_prompt(&mut rng))
         };
-        let ev = event(T0 + i * 20_000, &format!("d{a}"), &format!("198.51.100.{a}"), req);
+        let ev = event(
+            T0 + i * 20_000,
+            &format!("d{a}"),
+            &format!("198.51.100.{a}"),
+            req,
+        );
         let d = e.decide(&ev);
-        let tokens = if i == 2999 { outcome_tokens_of_last } else { 500 + rng.below(1000) };
+        let tokens = if i == 2999 {
+            outcome_tokens_of_last
+        } else {
+            500 + rng.below(1000)
+        };
         e.settle(&ev.account, &Outcome::new(200, Some("stop"), 50, tokens));
         out.push(d);
     }
@@ -247,7 +359,7 @@ fn engine_is_deterministic() {
     let a = scenario(10);
     let b = scenario(10);
     assert_eq!(a, b);
-    assert!(a.iter().any(|d| restricted(d)));
+    assert!(a.iter().any(restricted));
 }
 
 #[test]
@@ -271,12 +383,40 @@ fn account_state_is_bounded() {
     let mut rng = Rng(14);
     for i in 0..20_000i64 {
         let req = chat(None, &broad_prompt(&mut rng));
-        step(&mut e, &event(T0 + i * 1000, "big", &format!("10.{}.{}.{}", rng.below(255), rng.below(255), rng.below(255)), req), 100);
+        step(
+            &mut e,
+            &event(
+                T0 + i * 1000,
+                "big",
+                &format!(
+                    "10.{}.{}.{}",
+                    rng.below(255),
+                    rng.below(255),
+                    rng.below(255)
+                ),
+                req,
+            ),
+            100,
+        );
     }
     let after_20k = e.state_bytes_per_account();
     for i in 20_000..40_000i64 {
         let req = chat(None, &broad_prompt(&mut rng));
-        step(&mut e, &event(T0 + i * 1000, "big", &format!("10.{}.{}.{}", rng.below(255), rng.below(255), rng.below(255)), req), 100);
+        step(
+            &mut e,
+            &event(
+                T0 + i * 1000,
+                "big",
+                &format!(
+                    "10.{}.{}.{}",
+                    rng.below(255),
+                    rng.below(255),
+                    rng.below(255)
+                ),
+                req,
+            ),
+            100,
+        );
     }
     let after_40k = e.state_bytes_per_account();
     // per-account state does not grow with history (only the global subnet index does, bounded by config)

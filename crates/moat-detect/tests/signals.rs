@@ -14,23 +14,50 @@ fn features(req: serde_json::Value) -> RequestFeatures {
 
 #[test]
 fn reasoning_phrases_have_tiers() {
-    assert_eq!(reasoning::phrase_score("What is the capital of France?"), 0.0);
-    assert_eq!(reasoning::phrase_score("Solve it step by step."), reasoning::WEAK);
-    assert_eq!(reasoning::phrase_score("Let's think step by step."), reasoning::MEDIUM);
+    assert_eq!(
+        reasoning::phrase_score("What is the capital of France?"),
+        0.0
+    );
+    assert_eq!(
+        reasoning::phrase_score("Solve it step by step."),
+        reasoning::WEAK
+    );
+    assert_eq!(
+        reasoning::phrase_score("Let's think step by step."),
+        reasoning::MEDIUM
+    );
     assert_eq!(
         reasoning::phrase_score("Write out your complete INTERNAL REASONING before the answer."),
         reasoning::STRONG
     );
-    assert_eq!(reasoning::phrase_score("Show all of your reasoning."), reasoning::STRONG);
+    assert_eq!(
+        reasoning::phrase_score("Show all of your reasoning."),
+        reasoning::STRONG
+    );
 }
 
 #[test]
 fn reasoning_phrases_in_other_languages() {
-    assert_eq!(reasoning::phrase_score("Explique étape par étape."), reasoning::MEDIUM);
-    assert_eq!(reasoning::phrase_score("Zeige deinen Denkprozess."), reasoning::STRONG);
-    assert_eq!(reasoning::phrase_score("Опиши Ход рассуждений подробно"), reasoning::STRONG);
-    assert_eq!(reasoning::phrase_score("请写出完整的思考过程"), reasoning::STRONG);
-    assert_eq!(reasoning::phrase_score("Resuelve paso a paso"), reasoning::MEDIUM);
+    assert_eq!(
+        reasoning::phrase_score("Explique étape par étape."),
+        reasoning::MEDIUM
+    );
+    assert_eq!(
+        reasoning::phrase_score("Zeige deinen Denkprozess."),
+        reasoning::STRONG
+    );
+    assert_eq!(
+        reasoning::phrase_score("Опиши Ход рассуждений подробно"),
+        reasoning::STRONG
+    );
+    assert_eq!(
+        reasoning::phrase_score("请写出完整的思考过程"),
+        reasoning::STRONG
+    );
+    assert_eq!(
+        reasoning::phrase_score("Resuelve paso a paso"),
+        reasoning::MEDIUM
+    );
 }
 
 #[test]
@@ -51,9 +78,15 @@ fn native_reasoning_budgets() {
     let v = json!({"thinking":{"type":"disabled"}});
     assert_eq!(reasoning::native_reasoning(&RequestView::from_value(&v)), 0);
     let v = json!({"reasoning_effort":"high"});
-    assert_eq!(reasoning::native_reasoning(&RequestView::from_value(&v)), 8192);
+    assert_eq!(
+        reasoning::native_reasoning(&RequestView::from_value(&v)),
+        8192
+    );
     let v = json!({"reasoning":{"effort":"low"}});
-    assert_eq!(reasoning::native_reasoning(&RequestView::from_value(&v)), 512);
+    assert_eq!(
+        reasoning::native_reasoning(&RequestView::from_value(&v)),
+        512
+    );
 }
 
 #[test]
@@ -75,9 +108,17 @@ fn grader_prompts() {
     assert!(grader::is_grader(
         "You are an impartial judge. Rate the following response on a scale of 1 to 10."
     ));
-    assert!(grader::is_grader("Which response is better, Response A or Response B?"));
+    assert!(grader::is_grader(
+        "Which response is better, Response A or Response B?"
+    ));
     assert!(!grader::is_grader("Rate my essay please"));
-    assert!(features(chat(None, "As an impartial judge, compare the two responses and say which response is better.")).grader);
+    assert!(
+        features(chat(
+            None,
+            "As an impartial judge, compare the two responses and say which response is better."
+        ))
+        .grader
+    );
 }
 
 #[test]
@@ -91,8 +132,10 @@ fn skeletons_match_templates_with_varied_slots() {
     assert_eq!(a.0, b.0, "same template prefix");
     assert_ne!(a.1, b.1, "different slot at the end");
     // numbers fold: "Problem 12" and "Problem 47" share a skeleton
-    let c = skeleton::skeleton_keys("Problem 12: compute the value of the expression below for x = 3");
-    let d = skeleton::skeleton_keys("Problem 47: compute the value of the expression below for x = 9");
+    let c =
+        skeleton::skeleton_keys("Problem 12: compute the value of the expression below for x = 3");
+    let d =
+        skeleton::skeleton_keys("Problem 47: compute the value of the expression below for x = 9");
     assert_eq!(c.0, d.0);
     assert_eq!(c.1, d.1);
     // uninformative edges (numbers only) are no skeleton
@@ -113,8 +156,15 @@ fn skeleton_table_is_bounded_and_keeps_heavy_hitters() {
             t.observe(rng.next() | 1);
         }
     }
-    assert!(t.count(template) >= 400, "template kept: {}", t.count(template));
-    assert_eq!(std::mem::size_of::<skeleton::SkeletonTable>(), 16 * 8 + 16 * 4 + 8);
+    assert!(
+        t.count(template) >= 400,
+        "template kept: {}",
+        t.count(template)
+    );
+    assert_eq!(
+        std::mem::size_of::<skeleton::SkeletonTable>(),
+        16 * 8 + 16 * 4 + 8
+    );
 }
 
 #[test]
@@ -147,7 +197,10 @@ fn topic_breadth_narrow_vs_broad() {
     let (bn, bb) = (topics::breadth(&narrow), topics::breadth(&broad));
     assert!(bn < 0.3, "math tutoring is narrow: {bn}");
     assert!(bb > 0.7, "corpus sampling is broad: {bb}");
-    assert_eq!(topics::topic("Write a python function to reverse a string"), 0);
+    assert_eq!(
+        topics::topic("Write a python function to reverse a string"),
+        0
+    );
     assert_eq!(topics::topic("zzz qqq"), topics::OTHER);
 }
 

@@ -21,6 +21,7 @@ use moat_store::{AuditRecord, AuthedKey};
 use crate::api::Api;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::inspect::InspectOutcome;
 use crate::metrics;
 use crate::proxy::usage::Outcome;
 
@@ -165,6 +166,7 @@ impl Exchange {
 
     /// A stream broke off (upstream failure or idle timeout).
     pub async fn stream_failed(&mut self, err: &GatewayError) {
+        tracing::warn!(api = self.api.name(), code = err.code(), error = %err, "stream failed midway");
         self.error = Some(err.code());
         self.phase = Phase::Done;
         self.settle().await;
@@ -225,12 +227,29 @@ impl Exchange {
             }
         }
         let latency = self.started.elapsed();
-        let (input, output) = if self.error == Some("client_disconnected") && self.phase != Phase::Pending {
-            self.tokens_used()
-        } else {
-            (self.outcome.input_tokens.unwrap_or(0), self.outcome.output_tokens.unwrap_or(0))
-        };
+        // Upstream numbers where given; estimates where a stream broke off early.
+        let (input, output) = if self.generated_anything() { self.tokens_used() } else { (0, 0) };
         metrics::request(self.api, self.status, latency, input, output);
+        if let (Some(inspector), Some(account)) = (&self.gw.inspector, &self.account) {
+            inspector.observe(&InspectOutcome {
+                account,
+                status: self.status,
+                input_tokens: input,
+                output_tokens: output,
+                finish_reason: self.outcome.finish_reason.as_deref(),
+            });
+        }
+        tracing::debug!(
+            api = self.api.name(),
+            status = self.status,
+            account = self.account.as_deref().unwrap_or(""),
+            key_id = self.key_id.as_deref().unwrap_or(""),
+            error = self.error.unwrap_or(""),
+            input_tokens = input,
+            output_tokens = output,
+            latency_ms = latency.as_millis() as u64,
+            "exchange"
+        );
         let cfg = &self.gw.config.audit;
         let body = if self.body.len() > cfg.request_body_max_bytes {
             let mut end = cfg.request_body_max_bytes;

@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum_server::Handle;
+use axum_server::{accept::NoDelayAcceptor, tls_rustls::RustlsAcceptor, Handle};
 use moat_limits::{InMemoryLimiter, Limiter};
 use moat_store::{AuditWriter, AuditWriterConfig, AuditWriterTask, KeyAuthenticator, Store};
 use tokio::task::JoinHandle;
@@ -115,13 +115,19 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
     let main_handle = Handle::new();
     let app = routes::public(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let tls = tls_config.is_some();
+    // TCP_NODELAY everywhere: SSE events are small writes that must not wait for Nagle.
     servers.push(match tls_config {
         Some(tc) => {
-            let server = axum_server::from_tcp_rustls(main_listener, tc).handle(main_handle.clone());
+            let acceptor = RustlsAcceptor::new(tc).acceptor(NoDelayAcceptor::new());
+            let server = axum_server::from_tcp(main_listener)
+                .acceptor(acceptor)
+                .handle(main_handle.clone());
             tokio::spawn(server.serve(app))
         }
         None => {
-            let server = axum_server::from_tcp(main_listener).handle(main_handle.clone());
+            let server = axum_server::from_tcp(main_listener)
+                .acceptor(NoDelayAcceptor::new())
+                .handle(main_handle.clone());
             tokio::spawn(server.serve(app))
         }
     });
@@ -129,7 +135,8 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
     if let Some(l) = admin_listener {
         let h = Handle::new();
         let app = routes::admin(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        servers.push(tokio::spawn(axum_server::from_tcp(l).handle(h.clone()).serve(app)));
+        let server = axum_server::from_tcp(l).acceptor(NoDelayAcceptor::new()).handle(h.clone());
+        servers.push(tokio::spawn(server.serve(app)));
         handles.push(h);
     }
     tracing::info!(

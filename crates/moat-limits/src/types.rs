@@ -95,7 +95,8 @@ pub struct Denied {
     pub remaining: u64,
     /// `true` when the estimate alone exceeds the limit, so waiting never
     /// helps (the gateway should answer 400/413 instead of 429).
-    /// `retry_after` is then the time until the limit is completely fresh.
+    /// `retry_after` is then 60 s for a per-minute limit, or the time to the
+    /// next UTC midnight for the day limit.
     pub exceeds_limit: bool,
 }
 

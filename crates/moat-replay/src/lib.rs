@@ -53,6 +53,9 @@ pub struct ReplaySummary {
     pub seconds: f64,
     /// Traffic lines per second.
     pub exchanges_per_second: f64,
-    /// Approximate engine state bytes per account at the end.
+    /// Approximate engine state bytes per account at the end, including each account's
+    /// share of the cross-account index and the account-id map.
     pub state_bytes_per_account: f64,
+    /// Fixed-size per-account state in bytes (counters, sketches, rings).
+    pub account_state_bytes: u64,
 }

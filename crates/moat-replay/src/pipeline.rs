@@ -8,7 +8,9 @@ use std::time::Instant;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use moat_detect::{AccountMeta, Api, Decision, Engine, Outcome, RequestFeatures, RequestView};
-use moat_traffic::{parse_rfc3339_ms, AccountRecord, JsonlReader, JsonlWriter, LineReader, TrafficResponse};
+use moat_traffic::{
+    parse_rfc3339_ms, AccountRecord, JsonlReader, JsonlWriter, LineReader, TrafficResponse,
+};
 use rayon::prelude::*;
 
 use crate::{load_detect_config, ReplayOptions, ReplaySummary};
@@ -79,8 +81,13 @@ fn parse_line(line_no: u64, line: Result<String, moat_traffic::LineError>) -> Pa
     }
 }
 
-fn load_accounts(path: &Path, engine: &mut Engine, summary: &mut ReplaySummary) -> anyhow::Result<()> {
-    let mut reader = JsonlReader::<AccountRecord>::open(path).with_context(|| format!("opening {}", path.display()))?;
+fn load_accounts(
+    path: &Path,
+    engine: &mut Engine,
+    summary: &mut ReplaySummary,
+) -> anyhow::Result<()> {
+    let mut reader = JsonlReader::<AccountRecord>::open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
     for (line_no, rec) in reader.by_ref() {
         match rec {
             Ok(r) => {
@@ -118,14 +125,18 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<ReplaySummary> {
     let mut summary = ReplaySummary::default();
     load_accounts(&opts.accounts, &mut engine, &mut summary)?;
 
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
     let mut decisions = JsonlWriter::create(opts.out.join("decisions.jsonl"))?;
-    let lines = LineReader::open(&opts.traffic).with_context(|| format!("opening {}", opts.traffic.display()))?;
+    let lines = LineReader::open(&opts.traffic)
+        .with_context(|| format!("opening {}", opts.traffic.display()))?;
 
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
     bar.set_style(
-        ProgressStyle::with_template("{spinner} replay {human_pos} exchanges ({per_sec}) {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template(
+            "{spinner} replay {human_pos} exchanges ({per_sec}) {elapsed}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
 
     // reader thread: read chunks of lines, parse them in parallel, send in order
@@ -147,7 +158,10 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<ReplaySummary> {
             }
             let done = chunk.len() < CHUNK;
             if !chunk.is_empty() {
-                let parsed: Vec<Parsed> = chunk.into_par_iter().map(|(n, l)| parse_line(n, l)).collect();
+                let parsed: Vec<Parsed> = chunk
+                    .into_par_iter()
+                    .map(|(n, l)| parse_line(n, l))
+                    .collect();
                 if tx.send(Ok(parsed)).is_err() {
                     return;
                 }
@@ -192,7 +206,9 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<ReplaySummary> {
         }
         bar.inc(chunk.len() as u64);
     }
-    reader.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
     decisions.finish()?;
     bar.finish_and_clear();
 
@@ -210,10 +226,13 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<ReplaySummary> {
         moat_detect::Action::Challenge,
         moat_detect::Action::Block,
     ] {
-        summary.actions.insert(a.as_str().to_string(), counts[a as usize]);
+        summary
+            .actions
+            .insert(a.as_str().to_string(), counts[a as usize]);
     }
     summary.seconds = start.elapsed().as_secs_f64();
     summary.exchanges_per_second = summary.lines as f64 / summary.seconds.max(1e-9);
     summary.state_bytes_per_account = engine.state_bytes_per_account();
+    summary.account_state_bytes = Engine::account_state_bytes() as u64;
     Ok(summary)
 }

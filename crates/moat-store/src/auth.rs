@@ -202,9 +202,7 @@ impl KeyAuthenticator {
             None => None,
         };
         if !inner.ttl.is_zero() {
-            if inner.cache.len() >= MAX_CACHE_ENTRIES {
-                self.prune();
-            }
+            self.prune_if_full(MAX_CACHE_ENTRIES);
             inner.cache.insert(
                 key_id.to_string(),
                 CacheEntry {
@@ -216,8 +214,12 @@ impl KeyAuthenticator {
         Ok(value)
     }
 
-    fn prune(&self) {
+    /// Keep the cache below `max` entries: drop expired entries, then negative ones, then all.
+    fn prune_if_full(&self, max: usize) {
         let inner = &self.inner;
+        if inner.cache.len() < max {
+            return;
+        }
         inner.cache.retain(|_, e| {
             let ttl = if e.value.is_some() {
                 inner.ttl
@@ -226,10 +228,10 @@ impl KeyAuthenticator {
             };
             e.loaded.elapsed() < ttl
         });
-        if inner.cache.len() >= MAX_CACHE_ENTRIES {
+        if inner.cache.len() >= max {
             inner.cache.retain(|_, e| e.value.is_some());
         }
-        if inner.cache.len() >= MAX_CACHE_ENTRIES {
+        if inner.cache.len() >= max {
             inner.cache.clear();
         }
     }
@@ -244,7 +246,30 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_token;
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_ids_are_negatively_cached_and_cache_is_bounded() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let auth = KeyAuthenticator::new(store, Duration::from_secs(60));
+        assert_eq!(auth.inner.negative_ttl, NEGATIVE_TTL_MAX);
+        let token = |i: usize| format!("moat_key_{i:012}_{}", "s".repeat(SECRET_LEN));
+        let now = Utc::now();
+        for i in 0..3 {
+            assert!(matches!(
+                auth.authenticate(&token(i), None, now).await,
+                Err(AuthError::Unknown)
+            ));
+        }
+        assert_eq!(auth.inner.cache.len(), 3);
+        assert!(auth.inner.cache.iter().all(|e| e.value.is_none()));
+        // Malformed tokens never reach the cache or the database.
+        let _ = auth.authenticate("moat_garbage", None, now).await;
+        assert_eq!(auth.inner.cache.len(), 3);
+        // Pruning drops negative entries when the cache is full.
+        auth.prune_if_full(3);
+        assert_eq!(auth.inner.cache.len(), 0);
+    }
 
     #[test]
     fn parses_tokens() {

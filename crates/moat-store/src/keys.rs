@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -40,7 +40,7 @@ pub struct KeySpec {
 }
 
 /// A stored API key (never the secret).
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize)]
 pub struct KeyRecord {
     /// Public key id (`key_…`), part of the token.
     pub id: String,
@@ -323,7 +323,7 @@ impl Store {
             field: "grace",
             reason: e.to_string(),
         })?;
-        let mut tx = self.pool().begin().await.db("starting rotation")?;
+        let mut tx = self.begin_write().await.db("starting rotation")?;
         let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"))
             .bind(key_id)
             .fetch_optional(&mut *tx)
@@ -358,7 +358,12 @@ impl Store {
         };
         let (new, token) = new_key(&old.account, spec);
         insert_key(&mut *tx, &new).await?;
-        let grace_end = now + grace;
+        let grace_end = now
+            .checked_add_signed(grace)
+            .ok_or_else(|| StoreError::Invalid {
+                field: "grace",
+                reason: "too large".into(),
+            })?;
         let old_expiry = old.expires_at.map_or(grace_end, |t| t.min(grace_end));
         sqlx::query("UPDATE api_keys SET expires_at = ?, replaced_by = ? WHERE id = ?")
             .bind(to_us(old_expiry))

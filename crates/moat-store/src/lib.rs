@@ -20,6 +20,37 @@
 //! because the secret is high-entropy random data, not a human password: brute force over
 //! 2^256 is infeasible whatever the hash cost. The secret is returned once, at creation or
 //! rotation, and never logged.
+//!
+//! # Wiring
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use moat_store::*;
+//!
+//! let store = Store::open("moat.db").await?;
+//! let acct = store
+//!     .create_account(NewAccount { name: "Example".into(), tier: "free".into(), ..Default::default() })
+//!     .await?;
+//! let (_key, token) = store.create_key(&acct.id, KeySpec::default()).await?;
+//!
+//! let auth = KeyAuthenticator::new(store.clone(), Duration::from_secs(30));
+//! let authed = auth.authenticate(&token, None, chrono::Utc::now()).await?;
+//!
+//! let (audit, audit_task) = AuditWriter::spawn(store.clone(), AuditWriterConfig::default());
+//! audit.record(AuditRecord {
+//!     ts: chrono::Utc::now(),
+//!     account: Some(authed.account.id.clone()),
+//!     key_id: Some(authed.key.id.clone()),
+//!     api: "openai.chat".into(),
+//!     status: 200,
+//!     ..Default::default()
+//! });
+//! // On graceful shutdown, after the server stopped accepting requests:
+//! audit_task.shutdown().await;
+//! assert!(store.verify_audit().await?.is_ok());
+//! # Ok(()) }
+//! ```
 
 mod accounts;
 mod audit;
@@ -99,5 +130,15 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Start a transaction that reads and then writes. SQLite's default deferred transaction
+    /// would fail immediately with SQLITE_BUSY if another connection wrote between our read and
+    /// our first write; `BEGIN IMMEDIATE` takes the write lock up front (waiting up to the busy
+    /// timeout). A PostgreSQL backend would use a plain `BEGIN` plus row locks instead.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 }

@@ -78,7 +78,10 @@ async fn keys_crud_and_rotation() {
     assert!(token.starts_with(&format!("moat_{}_", k1.id)));
     assert!(k1.id.starts_with("key_"));
     assert!(k1.allows_model("m1") && !k1.allows_model("m3"));
-    let (k2, _) = store.create_key("acct_b", KeySpec::default()).await.unwrap();
+    let (k2, _) = store
+        .create_key("acct_b", KeySpec::default())
+        .await
+        .unwrap();
     assert!(k2.allows_model("anything"));
 
     assert!(matches!(
@@ -137,9 +140,15 @@ async fn secrets_never_stored() {
     store.create_account(new_account("acct_a")).await.unwrap();
     let mut secrets = Vec::new();
     for _ in 0..5 {
-        let (k, token) = store.create_key("acct_a", KeySpec::default()).await.unwrap();
+        let (k, token) = store
+            .create_key("acct_a", KeySpec::default())
+            .await
+            .unwrap();
         secrets.push(token.rsplit_once('_').unwrap().1.to_string());
-        let (_, rotated) = store.rotate_key(&k.id, Duration::from_secs(60)).await.unwrap();
+        let (_, rotated) = store
+            .rotate_key(&k.id, Duration::from_secs(60))
+            .await
+            .unwrap();
         secrets.push(rotated.rsplit_once('_').unwrap().1.to_string());
     }
     let mut bytes = Vec::new();

@@ -43,7 +43,10 @@ async fn batching_and_shutdown_flush() {
     assert_eq!(stats.recorded, 1000);
     assert_eq!(stats.written, 1000);
     assert_eq!(stats.lost, 0);
-    assert!(stats.overflowed > 0, "queue passed its soft capacity: {stats:?}");
+    assert!(
+        stats.overflowed > 0,
+        "queue passed its soft capacity: {stats:?}"
+    );
     assert_eq!(store.audit_count().await.unwrap(), 1000);
 
     // Records after shutdown are refused and counted, not silently dropped.
@@ -117,10 +120,12 @@ async fn tampered_row_is_detected() {
     let (_dir, store, path) = temp_store().await;
     write_records(&store, 20, AuditWriterConfig::default()).await;
     let mut conn = raw(&path).await;
-    sqlx::query("UPDATE audit_log SET request_body = '{\"model\":\"m\",\"messages\":[]}' WHERE seq = 7")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE audit_log SET request_body = '{\"model\":\"m\",\"messages\":[]}' WHERE seq = 7",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
     let report = store.verify_audit().await.unwrap();
     let broken = report.broken.expect("tampering not detected");
     assert_eq!(broken.seq, 7);
@@ -199,4 +204,133 @@ async fn deleted_newest_rows_are_detected() {
     write_records(&store, 1, AuditWriterConfig::default()).await;
     let broken = store.verify_audit().await.unwrap().broken.unwrap();
     assert_eq!(broken.reason, BreakReason::Missing { expected_seq: 9 });
+}
+
+#[tokio::test]
+async fn transient_db_failure_is_retried_without_loss() {
+    let (_dir, store, path) = temp_store().await;
+    let config = AuditWriterConfig {
+        batch_size: 10,
+        flush_interval: Duration::from_millis(10),
+        channel_capacity: 100,
+    };
+    let (handle, task) = AuditWriter::spawn(store.clone(), config);
+    let mut conn = raw(&path).await;
+    sqlx::query("ALTER TABLE audit_log RENAME TO audit_log_away")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for i in 0..25 {
+        handle.record(record(i));
+    }
+    let mut errors = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        errors = handle.stats().write_errors;
+        if errors >= 2 {
+            break;
+        }
+    }
+    assert!(errors >= 2, "writer should be failing and retrying");
+    sqlx::query("ALTER TABLE audit_log_away RENAME TO audit_log")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let stats = task.shutdown().await;
+    assert_eq!(stats.written, 25, "{stats:?}");
+    assert_eq!(stats.lost, 0);
+    assert_eq!(store.audit_count().await.unwrap(), 25);
+    assert!(store.verify_audit().await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn persistent_failure_at_shutdown_is_counted_as_lost() {
+    let (_dir, store, path) = temp_store().await;
+    let config = AuditWriterConfig {
+        batch_size: 10,
+        flush_interval: Duration::from_secs(3600),
+        channel_capacity: 100,
+    };
+    let (handle, task) = AuditWriter::spawn(store.clone(), config);
+    let mut conn = raw(&path).await;
+    sqlx::query("DROP TABLE audit_log")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        handle.record(record(i));
+    }
+    let stats = task.shutdown().await;
+    assert_eq!(stats.written, 0);
+    assert_eq!(stats.lost, 3, "{stats:?}");
+    assert!(stats.write_errors >= 5);
+}
+
+#[tokio::test]
+async fn audit_writes_concurrent_with_key_management() {
+    let (_dir, store, _path) = temp_store().await;
+    store
+        .create_account(common::new_account("acct_a"))
+        .await
+        .unwrap();
+    let config = AuditWriterConfig {
+        batch_size: 8,
+        flush_interval: Duration::from_millis(1),
+        channel_capacity: 100,
+    };
+    let (handle, task) = AuditWriter::spawn(store.clone(), config);
+    let admin = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for _ in 0..30 {
+                let (k, _) = store
+                    .create_key("acct_a", moat_store::KeySpec::default())
+                    .await
+                    .unwrap();
+                store
+                    .rotate_key(&k.id, Duration::from_secs(1))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for i in 0..500 {
+        handle.record(record(i));
+        if i % 50 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    admin.await.unwrap();
+    let stats = task.shutdown().await;
+    assert_eq!(stats.written, 500);
+    assert_eq!(store.list_keys(None).await.unwrap().len(), 60);
+    assert!(store.verify_audit().await.unwrap().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_while_writing_has_no_false_alarms() {
+    let (_dir, store, _path) = temp_store().await;
+    let config = AuditWriterConfig {
+        batch_size: 5,
+        flush_interval: Duration::from_millis(1),
+        channel_capacity: 100,
+    };
+    let (handle, task) = AuditWriter::spawn(store.clone(), config);
+    let producer = tokio::spawn(async move {
+        for i in 0..2000 {
+            handle.record(record(i));
+            if i % 10 == 0 {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+    });
+    while !producer.is_finished() {
+        let report = store.verify_audit().await.unwrap();
+        assert!(report.is_ok(), "{report:?}");
+    }
+    producer.await.unwrap();
+    task.shutdown().await;
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.is_ok());
+    assert_eq!(report.records, 2000);
 }

@@ -18,7 +18,10 @@ async fn authenticate_outcomes() {
     let auth = KeyAuthenticator::new(store.clone(), Duration::from_secs(60));
     let now = Utc::now();
 
-    let (key, token) = store.create_key("acct_a", KeySpec::default()).await.unwrap();
+    let (key, token) = store
+        .create_key("acct_a", KeySpec::default())
+        .await
+        .unwrap();
     let ok = auth.authenticate(&token, ip("1.2.3.4"), now).await.unwrap();
     assert_eq!(ok.key.id, key.id);
     assert_eq!(ok.account.id, "acct_a");
@@ -27,9 +30,18 @@ async fn authenticate_outcomes() {
     assert_eq!(ok.key.id, key.id);
 
     // Malformed.
-    for bad in ["", "sk-abc", "moat_", "moat_key_x_y", &token[..token.len() - 1]] {
+    for bad in [
+        "",
+        "sk-abc",
+        "moat_",
+        "moat_key_x_y",
+        &token[..token.len() - 1],
+    ] {
         assert!(
-            matches!(auth.authenticate(bad, None, now).await, Err(AuthError::Malformed)),
+            matches!(
+                auth.authenticate(bad, None, now).await,
+                Err(AuthError::Malformed)
+            ),
             "{bad:?}"
         );
     }
@@ -81,7 +93,10 @@ async fn authenticate_outcomes() {
     ));
 
     // Account disabled.
-    let (_, tok_b) = store.create_key("acct_a", KeySpec::default()).await.unwrap();
+    let (_, tok_b) = store
+        .create_key("acct_a", KeySpec::default())
+        .await
+        .unwrap();
     store.set_account_disabled("acct_a", true).await.unwrap();
     auth.invalidate_all();
     assert!(matches!(
@@ -110,7 +125,10 @@ async fn ip_allowlist() {
         .await
         .unwrap();
     assert!(auth.authenticate(&token, ip("10.1.2.3"), now).await.is_ok());
-    assert!(auth.authenticate(&token, ip("2001:db8::1"), now).await.is_ok());
+    assert!(auth
+        .authenticate(&token, ip("2001:db8::1"), now)
+        .await
+        .is_ok());
     // IPv4-mapped IPv6 from a dual-stack listener.
     assert!(auth
         .authenticate(&token, ip("::ffff:10.1.2.3"), now)
@@ -132,7 +150,10 @@ async fn rotation_grace() {
     let (_dir, store, _path) = temp_store().await;
     store.create_account(new_account("acct_a")).await.unwrap();
     let auth = KeyAuthenticator::new(store.clone(), Duration::from_secs(60));
-    let (old, old_token) = store.create_key("acct_a", KeySpec::default()).await.unwrap();
+    let (old, old_token) = store
+        .create_key("acct_a", KeySpec::default())
+        .await
+        .unwrap();
     let now = Utc::now();
     assert!(auth.authenticate(&old_token, None, now).await.is_ok());
 
@@ -161,7 +182,10 @@ async fn cache_ttl_and_negative_cache() {
     store.create_account(new_account("acct_a")).await.unwrap();
     let auth = KeyAuthenticator::new(store.clone(), Duration::from_millis(200));
     let now = Utc::now();
-    let (key, token) = store.create_key("acct_a", KeySpec::default()).await.unwrap();
+    let (key, token) = store
+        .create_key("acct_a", KeySpec::default())
+        .await
+        .unwrap();
     assert!(auth.authenticate(&token, None, now).await.is_ok());
     // Revoked elsewhere (no invalidate): cached until the TTL runs out.
     store.revoke_key(&key.id).await.unwrap();
@@ -178,7 +202,10 @@ async fn cache_ttl_and_negative_cache() {
 
     // Zero TTL: no caching at all.
     let uncached = KeyAuthenticator::new(store.clone(), Duration::ZERO);
-    let (k2, t2) = store.create_key("acct_a", KeySpec::default()).await.unwrap();
+    let (k2, t2) = store
+        .create_key("acct_a", KeySpec::default())
+        .await
+        .unwrap();
     assert!(uncached.authenticate(&t2, None, now).await.is_ok());
     store.revoke_key(&k2.id).await.unwrap();
     assert!(matches!(

@@ -82,9 +82,8 @@ impl Iterator for LineReader {
 
 /// Parses each line of a JSON Lines file into `T`, yielding `(line_number, result)`.
 ///
-/// I/O errors end the iteration (after being yielded once as a `LineError::Json` is not
-/// possible, so they are yielded via [`JsonlReader::io_error`]); malformed lines are
-/// yielded as `Err` and reading goes on.
+/// Malformed lines are yielded as `Err` and reading goes on. An I/O error (unreadable
+/// file, corrupt zstd stream) ends the iteration; check [`JsonlReader::io_error`] after it.
 pub struct JsonlReader<T> {
     lines: LineReader,
     io_error: Option<io::Error>,
@@ -115,7 +114,9 @@ impl<T: DeserializeOwned> Iterator for JsonlReader<T> {
         }
         match self.lines.next_line() {
             Ok(None) => None,
-            Ok(Some((n, Ok(line)))) => Some((n, serde_json::from_str(&line).map_err(LineError::from))),
+            Ok(Some((n, Ok(line)))) => {
+                Some((n, serde_json::from_str(&line).map_err(LineError::from)))
+            }
             Ok(Some((n, Err(e)))) => Some((n, Err(e))),
             Err(e) => {
                 self.io_error = Some(e);

@@ -107,6 +107,8 @@ pub struct AccountRecord {
 impl AccountRecord {
     /// Creation time in milliseconds since the epoch, when present and parseable.
     pub fn created_ms(&self) -> Option<i64> {
-        self.created.as_deref().and_then(crate::time::parse_rfc3339_ms)
+        self.created
+            .as_deref()
+            .and_then(crate::time::parse_rfc3339_ms)
     }
 }

@@ -1,1 +1,27 @@
-fn main() {}
+//! `moat`: the command-line front end. Thin: parses arguments and calls the
+//! library crates (moat-gateway, moat-store, moat-replay).
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("moat: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(commands::run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("moat: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,11 +1,8 @@
 //! Model-as-grader / reward-model use: prompts that ask the model to score, rank or
 //! compare candidate answers (the labels a distiller needs for preference training).
 
-use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-
-const PHRASES: &[&str] = &[
+pub(crate) const PHRASES: &[&str] = &[
     "rate the following response",
     "rate the response",
     "rate this response",
@@ -28,25 +25,9 @@ const PHRASES: &[&str] = &[
     "rank the following responses",
 ];
 
-fn matcher() -> &'static AhoCorasick {
-    static M: OnceLock<AhoCorasick> = OnceLock::new();
-    M.get_or_init(|| {
-        AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::DFA))
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(PHRASES)
-            .expect("grader phrases compile")
-    })
-}
-
 /// Number of distinct grader phrases in `text` (two or more make a grader request).
 pub fn grader_hits(text: &str) -> u32 {
-    let mut seen = 0u32;
-    for m in matcher().find_iter(text) {
-        seen |= 1 << m.pattern().as_usize();
-    }
-    seen.count_ones()
+    super::lexicon::scan(text, false).grader_phrases
 }
 
 /// Whether `text` reads like a model-as-grader prompt (case-insensitive).

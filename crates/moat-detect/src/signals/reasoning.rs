@@ -11,9 +11,6 @@
 //! Native reasoning requests count too: Anthropic `thinking` budgets and OpenAI
 //! `reasoning_effort` (see [`native_reasoning`]).
 
-use std::sync::OnceLock;
-
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use serde_json::Value;
 
 use crate::request_view::RequestView;
@@ -25,7 +22,7 @@ pub const MEDIUM: f32 = 0.6;
 /// Weight of a weak phrase.
 pub const WEAK: f32 = 0.2;
 
-const PHRASES: &[(&str, f32)] = &[
+pub(crate) const PHRASES: &[(&str, f32)] = &[
     // English, strong: ask for the hidden reasoning itself
     ("internal reasoning", STRONG),
     ("thought process", STRONG),
@@ -118,39 +115,9 @@ const PHRASES: &[(&str, f32)] = &[
     ("adım adım", MEDIUM),
 ];
 
-fn matcher() -> &'static AhoCorasick {
-    static M: OnceLock<AhoCorasick> = OnceLock::new();
-    M.get_or_init(|| {
-        AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::DFA))
-            .match_kind(MatchKind::Standard)
-            .build(PHRASES.iter().map(|(p, _)| p.to_lowercase()))
-            .expect("reasoning phrases compile")
-    })
-}
-
 /// Highest phrase weight found in `text` (0 when none), case-insensitively.
 pub fn phrase_score(text: &str) -> f32 {
-    if text.is_ascii() {
-        phrase_score_lower(text)
-    } else {
-        phrase_score_lower(&text.to_lowercase())
-    }
-}
-
-fn phrase_score_lower(text: &str) -> f32 {
-    let mut best = 0.0f32;
-    for m in matcher().find_overlapping_iter(text) {
-        let w = PHRASES[m.pattern().as_usize()].1;
-        if w > best {
-            best = w;
-            if best >= STRONG {
-                break;
-            }
-        }
-    }
-    best
+    super::lexicon::scan(text, false).reasoning
 }
 
 /// Native reasoning requested through API parameters: Anthropic `thinking` (its budget in
@@ -160,7 +127,10 @@ pub fn native_reasoning(req: &RequestView<'_>) -> u32 {
     if let Some(t) = &req.thinking {
         let enabled = t.is_object() && t.get("type").and_then(Value::as_str) != Some("disabled");
         if enabled {
-            let b = t.get("budget_tokens").and_then(Value::as_u64).unwrap_or(1024);
+            let b = t
+                .get("budget_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(1024);
             return b.min(u64::from(u32::MAX)) as u32;
         }
     }
@@ -168,7 +138,12 @@ pub fn native_reasoning(req: &RequestView<'_>) -> u32 {
         .reasoning_effort
         .as_ref()
         .and_then(Value::as_str)
-        .or_else(|| req.reasoning.as_ref().and_then(|r| r.get("effort")).and_then(Value::as_str));
+        .or_else(|| {
+            req.reasoning
+                .as_ref()
+                .and_then(|r| r.get("effort"))
+                .and_then(Value::as_str)
+        });
     match effort {
         Some("high") | Some("xhigh") => 8192,
         Some("medium") => 2048,

@@ -26,6 +26,19 @@ impl Shape {
         self.0 != 0
     }
 
+    /// Harvest weight of the request shape: 1 for sampling/probing parameters (n>1,
+    /// logprobs, logit_bias, max_tokens 1), 0.5 for a huge max_tokens alone (long
+    /// reasoning answers legitimately need room), 0 otherwise.
+    pub fn score(self) -> f32 {
+        if self.0 & !Self::HUGE_MAX_TOKENS != 0 {
+            1.0
+        } else if self.0 != 0 {
+            0.5
+        } else {
+            0.0
+        }
+    }
+
     /// Whether a given flag is set.
     pub fn has(self, flag: u8) -> bool {
         self.0 & flag != 0

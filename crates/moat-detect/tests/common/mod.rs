@@ -44,7 +44,10 @@ pub fn meta(id: &str, created_ms: i64, verified: bool) -> AccountMeta {
 /// decide + settle with the given output tokens.
 pub fn step(engine: &mut Engine, ev: &Event, out_tokens: u64) -> Decision {
     let d = engine.decide(ev);
-    engine.settle(&ev.account, &Outcome::new(200, Some("stop"), 100, out_tokens));
+    engine.settle(
+        &ev.account,
+        &Outcome::new(200, Some("stop"), 100, out_tokens),
+    );
     d
 }
 
@@ -83,16 +86,68 @@ const SUBJECTS: &[&str] = &[
     "how many calories should an adult eat per day to lose weight",
 ];
 
+const FILLER: &[&str] = &[
+    "please",
+    "quickly",
+    "honestly",
+    "today",
+    "really",
+    "detailed",
+    "simple",
+    "short",
+    "friendly",
+    "curious",
+    "urgent",
+    "quick",
+    "question",
+    "hello",
+    "thanks",
+    "maybe",
+    "again",
+    "also",
+    "kindly",
+    "briefly",
+    "exactly",
+    "clearly",
+    "basically",
+    "seriously",
+    "actually",
+    "tomorrow",
+    "tonight",
+    "weekend",
+    "morning",
+    "evening",
+    "beginner",
+    "expert",
+    "student",
+    "parent",
+    "neighbor",
+    "colleague",
+];
+
+fn filler(rng: &mut Rng, n: usize) -> String {
+    (0..n)
+        .map(|_| FILLER[rng.below(FILLER.len() as u64) as usize])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A broad, untemplated prompt (different every call).
 pub fn broad_prompt(rng: &mut Rng) -> String {
     let s = SUBJECTS[rng.below(SUBJECTS.len() as u64) as usize];
-    format!("{} (case {}) and also tell me about item {}", s, rng.next() % 100_000, rng.next() % 997)
+    let head = filler(rng, 4);
+    let tail = filler(rng, 5);
+    format!("{head}: {s}, {tail}")
 }
 
 /// A grade-school math problem (narrow topic, varied wording).
 pub fn math_problem(rng: &mut Rng) -> String {
-    let names = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana"];
-    let things = ["apples", "marbles", "stickers", "books", "pencils", "cookies"];
+    let names = [
+        "Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana",
+    ];
+    let things = [
+        "apples", "marbles", "stickers", "books", "pencils", "cookies",
+    ];
     let n = names[rng.below(names.len() as u64) as usize];
     let t = things[rng.below(things.len() as u64) as usize];
     format!(

@@ -255,14 +255,6 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Defaults only (plus environment overrides), as used when no file is given.
-    pub fn defaults() -> Config {
-        match Self::parse("", "<defaults>", Path::new(""), &ProcessEnv) {
-            Ok(c) => c,
-            Err(e) => unreachable!("defaults must validate: {e}"),
-        }
-    }
-
     /// Parses and validates `src`; relative paths are resolved against `base`.
     pub fn parse(src: &str, file: &str, base: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
         let v = Validator { src, file, base };
@@ -337,11 +329,10 @@ impl Validator<'_> {
             .as_ref()
             .map(|s| self.addr(s, "server.admin_listen"))
             .transpose()?;
-        if admin_listen == Some(listen) {
-            return Err(self.at(
-                rs.admin_listen.as_ref().unwrap_or_else(|| unreachable!()),
-                "server.admin_listen must differ from server.listen",
-            ));
+        if let (Some(a), Some(s)) = (admin_listen, rs.admin_listen.as_ref()) {
+            if a == listen && listen.port() != 0 {
+                return Err(self.at(s, "server.admin_listen must differ from server.listen"));
+            }
         }
         let admin_token = env
             .var(ENV_ADMIN_TOKEN)

@@ -58,7 +58,7 @@ pub async fn proxy(gw: Arc<Gateway>, api: Api, peer: SocketAddr, parts: Parts, b
         Ok(Forward::Stream { upstream, strip_usage }) => {
             let cap = gw.config.audit.response_prefix_bytes;
             let idle = gw.config.upstream.stream_idle_timeout;
-            ex.streaming(200);
+            ex.streaming(upstream.status().as_u16());
             let body = relay(upstream.bytes_stream().boxed(), ex, api, strip_usage, cap, idle);
             let mut resp = Response::new(Body::from_stream(body));
             let h = resp.headers_mut();
@@ -68,6 +68,9 @@ pub async fn proxy(gw: Arc<Gateway>, api: Api, peer: SocketAddr, parts: Parts, b
             resp
         }
         Err(e) => {
+            if e.status().is_server_error() && !e.from_upstream() {
+                tracing::warn!(api = api.name(), code = e.code(), error = %e, "request failed");
+            }
             ex.fail(&e);
             ex.settle().await;
             e.to_response(api.flavor())
@@ -361,6 +364,23 @@ mod tests {
         assert_eq!(v["model"], "m");
         let out = with_stream_usage(&Bytes::from_static(b"{ }"), false);
         assert_eq!(parse(&out)["stream_options"]["include_usage"], true);
+    }
+
+    #[tokio::test]
+    async fn body_limit_is_enforced() {
+        let mut h = HeaderMap::new();
+        let ok = read_body(Body::from(vec![b'a'; 10]), &h, 10).await.unwrap();
+        assert_eq!(ok.len(), 10);
+        let e = read_body(Body::from(vec![b'a'; 11]), &h, 10).await.unwrap_err();
+        assert!(matches!(e, GatewayError::BodyTooLarge { limit: 10 }));
+        // A declared Content-Length over the cap is refused before reading.
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("1000000"));
+        let e = read_body(Body::empty(), &h, 10).await.unwrap_err();
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // Streamed bodies without a length are cut at the cap.
+        let chunks = futures::stream::iter((0..3).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"123456"))));
+        let e = read_body(Body::from_stream(chunks), &HeaderMap::new(), 10).await.unwrap_err();
+        assert_eq!(e.code(), "body_too_large");
     }
 
     #[test]

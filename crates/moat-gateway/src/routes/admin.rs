@@ -5,6 +5,8 @@
 //! | GET | `/admin/v1/accounts` | | `{"accounts":[...]}` |
 //! | POST | `/admin/v1/accounts` | [`CreateAccount`] | 201, the account |
 //! | GET | `/admin/v1/accounts/{id}` | | the account |
+//! | POST | `/admin/v1/accounts/{id}/disable` | | the account (its keys are refused at once) |
+//! | POST | `/admin/v1/accounts/{id}/enable` | | the account |
 //! | GET | `/admin/v1/keys[?account=A]` | | `{"keys":[...]}` |
 //! | POST | `/admin/v1/keys` | [`CreateKey`] | 201, `{"key":{...},"secret":"moat_..."}` |
 //! | GET | `/admin/v1/keys/{id}` | | the key |
@@ -38,6 +40,8 @@ pub fn router(gw: Arc<Gateway>) -> axum::Router {
     Router::new()
         .route("/admin/v1/accounts", get(list_accounts).post(create_account))
         .route("/admin/v1/accounts/{id}", get(get_account))
+        .route("/admin/v1/accounts/{id}/disable", post(disable_account))
+        .route("/admin/v1/accounts/{id}/enable", post(enable_account))
         .route("/admin/v1/keys", get(list_keys).post(create_key))
         .route("/admin/v1/keys/{id}", get(get_key))
         .route("/admin/v1/keys/{id}/revoke", post(revoke_key))
@@ -98,6 +102,22 @@ async fn get_account(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> 
         Some(a) => Ok(Json(a).into_response()),
         None => Err(OpsError::NotFound(format!("account {id:?} not found"))),
     }
+}
+
+async fn set_disabled(gw: &Gateway, id: &str, disabled: bool) -> Result<Response, OpsError> {
+    let a = gw.store.set_account_disabled(id, disabled).await?;
+    // Cached entries hold the account: drop them so the change applies at once.
+    gw.auth.invalidate_all();
+    tracing::info!(account = %id, disabled, "account updated");
+    Ok(Json(a).into_response())
+}
+
+async fn disable_account(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Result<Response, OpsError> {
+    set_disabled(&gw, &id, true).await
+}
+
+async fn enable_account(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Result<Response, OpsError> {
+    set_disabled(&gw, &id, false).await
 }
 
 #[derive(Deserialize)]

@@ -43,6 +43,13 @@ pub struct ExportReport {
     pub skipped_non_json: u64,
 }
 
+impl ExportReport {
+    /// Rows not exported, all reasons together.
+    pub fn skipped(&self) -> u64 {
+        self.skipped_unauthenticated + self.skipped_other_api + self.skipped_non_json
+    }
+}
+
 const TRAFFIC_APIS: [&str; 3] = [
     moat_traffic::api::OPENAI_CHAT,
     moat_traffic::api::OPENAI_COMPLETIONS,

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// One exchange as the gateway saw it. Sent to [`crate::AuditHandle::record`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// (`Default` is only a convenience for building records field by field.)
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// When the request arrived (stored with microsecond precision).
     pub ts: DateTime<Utc>,

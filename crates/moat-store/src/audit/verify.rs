@@ -105,6 +105,12 @@ impl Store {
             head_hash: None,
             broken: None,
         };
+        // One read transaction: a consistent snapshot even while the writer appends.
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .db("starting audit verification")?;
         let mut expected_seq = 1i64;
         let mut prev = GENESIS;
         let mut after = 0i64;
@@ -115,7 +121,7 @@ impl Store {
             ))
             .bind(after)
             .bind(PAGE)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await
             .db("reading audit log")?;
             if rows.is_empty() {
@@ -134,37 +140,39 @@ impl Store {
             }
         }
         if report.broken.is_none() {
-            report.broken = self.check_head(expected_seq - 1, &prev).await?;
+            report.broken = check_head(&mut tx, expected_seq - 1, &prev).await?;
         }
+        tx.rollback().await.db("ending audit verification")?;
         if report.records > 0 {
             report.head_hash = Some(hex::encode(prev));
         }
         Ok(report)
     }
+}
 
-    async fn check_head(
-        &self,
-        last_seq: i64,
-        last_hash: &[u8; 32],
-    ) -> Result<Option<BrokenLink>, StoreError> {
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_optional(self.pool())
-            .await
-            .db("reading audit head")?;
-        let Some(head) = head else {
-            return Ok((last_seq > 0).then_some(BrokenLink {
-                seq: last_seq,
-                reason: BreakReason::HeadMissing,
-            }));
-        };
-        let seq: i64 = head.try_get("seq").db("reading audit head")?;
-        let hash: String = head.try_get("hash").db("reading audit head")?;
-        let matches = seq == last_seq && decode_hash(&hash).as_ref() == Some(last_hash);
-        Ok((!matches).then_some(BrokenLink {
-            seq,
-            reason: BreakReason::HeadMismatch { last_seq },
-        }))
-    }
+/// Compare the recorded chain head with the last verified row.
+async fn check_head(
+    tx: &mut sqlx::SqliteConnection,
+    last_seq: i64,
+    last_hash: &[u8; 32],
+) -> Result<Option<BrokenLink>, StoreError> {
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_optional(&mut *tx)
+        .await
+        .db("reading audit head")?;
+    let Some(head) = head else {
+        return Ok((last_seq > 0).then_some(BrokenLink {
+            seq: last_seq,
+            reason: BreakReason::HeadMissing,
+        }));
+    };
+    let seq: i64 = head.try_get("seq").db("reading audit head")?;
+    let hash: String = head.try_get("hash").db("reading audit head")?;
+    let matches = seq == last_seq && decode_hash(&hash).as_ref() == Some(last_hash);
+    Ok((!matches).then_some(BrokenLink {
+        seq,
+        reason: BreakReason::HeadMismatch { last_seq },
+    }))
 }
 
 /// Check one row against the chain so far; on success advance `prev` to its hash.

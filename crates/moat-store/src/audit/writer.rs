@@ -26,9 +26,9 @@
 //! If the `AuditWriterTask` is dropped without `shutdown`, the writer keeps running until every
 //! `AuditHandle` is dropped, then flushes and exits.
 //!
-//! Only one writer should run per database. A second writer (another process) would make
-//! conflicting sequence numbers; its batch fails on the primary key and is retried on top of
-//! the new head, so the chain stays linear, but chain order then interleaves both processes.
+//! Each batch reads the chain head and appends under SQLite's write lock (`BEGIN IMMEDIATE`),
+//! so even two writers on one database (two processes) keep a single linear chain; its order
+//! then interleaves both processes. One writer per database is the intended setup.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -329,7 +329,7 @@ async fn flush(
 impl Store {
     /// Append `records` to the chain in one transaction, continuing from the stored head.
     pub(crate) async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await.db("starting audit batch")?;
+        let mut tx = self.begin_write().await.db("starting audit batch")?;
         let (mut seq, mut prev) = head(&mut tx).await?;
         for rec in records {
             seq += 1;

@@ -1,0 +1,101 @@
+//! In-process end to end: demo upstream + gateway + SQLite store, driven with reqwest.
+
+use std::path::Path;
+
+use moat_gateway::{
+    config::{Config, NoEnv},
+    ops::{self, CreateAccount, CreateKey},
+    ServeOptions,
+};
+use moat_store::Store;
+use serde_json::{json, Value};
+
+fn config(dir: &Path) -> Config {
+    let src = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+max_body_bytes = 2048
+[upstream]
+base_url = "demo"
+[store]
+path = "{}"
+[audit]
+flush_interval = "10ms"
+"#,
+        dir.join("moat.db").display()
+    );
+    Config::parse(&src, "test.toml", dir, &NoEnv).expect("config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_streams_limits_bodies_and_audits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = moat_gateway::start(config(dir.path()), ServeOptions::default()).await.expect("start");
+    let store = running.gateway.store.clone();
+    ops::create_account(&store, CreateAccount { id: Some("a1".into()), ..Default::default() })
+        .await
+        .expect("account");
+    let key = ops::create_key(&store, CreateKey { account: "a1".into(), ..Default::default() }, chrono::Utc::now())
+        .await
+        .expect("key")
+        .secret;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let chat = format!("{base}/v1/chat/completions");
+
+    // Non-streamed, with usage.
+    let r = http
+        .post(&chat)
+        .bearer_auth(&key)
+        .json(&json!({"model": "demo-echo", "messages": [{"role": "user", "content": "hello"}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap_or(0) > 0);
+
+    // Streamed without include_usage: the injected usage chunk is stripped.
+    let r = http
+        .post(&chat)
+        .bearer_auth(&key)
+        .json(&json!({"model": "demo-echo", "stream": true, "messages": [{"role": "user", "content": "s"}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.headers()["x-accel-buffering"], "no");
+    let text = r.text().await.expect("body");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(!text.contains("\"choices\":[]"), "usage chunk leaked: {text}");
+
+    // Body limit, declared and chunked.
+    let big = "x".repeat(4096);
+    let r = http.post(&chat).bearer_auth(&key).body(big.clone()).send().await.expect("send");
+    assert_eq!(r.status(), 413);
+    let chunks: Vec<Result<String, std::io::Error>> = vec![Ok(big.clone()), Ok(big)];
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    let r = http.post(&chat).bearer_auth(&key).body(body).send().await.expect("send");
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "body_too_large");
+
+    // Missing key, Anthropic format.
+    let r = http.post(format!("{base}/v1/messages")).body("{}").send().await.expect("send");
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["code"], "missing_api_key");
+
+    running.shutdown().await.expect("shutdown");
+
+    // Every exchange is in the audit log, with stream usage.
+    let store = Store::open(&dir.path().join("moat.db").to_string_lossy()).await.expect("reopen");
+    assert!(store.verify_audit().await.expect("verify").is_ok());
+    let rows = store.read_audit(0, 100).await.expect("read");
+    let statuses: Vec<u16> = rows.iter().map(|(_, r)| r.status).collect();
+    assert_eq!(statuses, vec![200, 200, 413, 413, 401]);
+    let streamed = &rows[1].1;
+    assert!(streamed.stream && streamed.output_tokens > 0 && streamed.input_tokens > 0);
+    assert_eq!(streamed.finish_reason.as_deref(), Some("stop"));
+}

@@ -1,0 +1,128 @@
+//! Detection with exact statistics.
+//!
+//! 1. Run the same token pipeline as the marker (without rewriting) and collect every eligible
+//!    position: (set, member present in the text, context fingerprint).
+//! 2. Deduplicate: each distinct (context, set) tuple is scored once (its first occurrence).
+//!    Repeating a sentence therefore adds no evidence, and the PRF outputs of the scored
+//!    tuples are independent.
+//! 3. For each key, count hits (the member present equals the key's choice). Under the null
+//!    (text not marked with this key) hits are independent Bernoulli(1/|set|), so the hit count
+//!    is Poisson-binomial; the p-value is its exact upper tail, computed in log space
+//!    ([`crate::stats`]).
+//!
+//! Plain text carries no key id: the detector tests every key in the keyring and reports one
+//! [`Detection`] per key id; the key whose p-value is significant is the one that marked the
+//! text. With `K` keys, a caller that asks "is this text marked by *any* key" should compare
+//! `min p` against `alpha / K` (Bonferroni) — see [`Detection::any_significant`].
+//!
+//! The p-values are those of a discrete distribution, hence conservative (super-uniform)
+//! under the null: `P(p <= a) <= a`.
+
+use crate::engine::{Decide, Engine, Position};
+use crate::keyring::Keyring;
+use crate::marker::MarkConfig;
+use crate::stats::{group_probabilities, ln_poisson_binomial_tail, z_score};
+use crate::synonyms::SETS;
+use std::collections::HashSet;
+
+/// Result of testing one key against a text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// Key id tested.
+    pub key_id: String,
+    /// Eligible positions found (before deduplication; same for every key).
+    pub positions: u64,
+    /// Distinct (context, set) positions scored.
+    pub scored: u64,
+    /// Scored positions whose word equals this key's choice.
+    pub hits: u64,
+    /// Exact one-sided p-value `P(hits >= observed | not marked with this key)`; may underflow
+    /// to 0 for very long texts — use `log10_p`.
+    pub p_value: f64,
+    /// `log10(p_value)`, exact in log space (e.g. -40.0 for 1e-40).
+    pub log10_p: f64,
+    /// z-score of the hit count, for display only.
+    pub z: f64,
+}
+
+impl Detection {
+    /// Whether this key's result is significant at `alpha` (one key, no correction).
+    pub fn is_significant(&self, alpha: f64) -> bool {
+        self.log10_p <= alpha.log10()
+    }
+
+    /// The most significant detection, if it is significant at `alpha / detections.len()`
+    /// (Bonferroni over the keys tested).
+    pub fn any_significant(detections: &[Detection], alpha: f64) -> Option<&Detection> {
+        let k = detections.len().max(1) as f64;
+        detections
+            .iter()
+            .min_by(|a, b| a.log10_p.total_cmp(&b.log10_p))
+            .filter(|d| d.is_significant(alpha / k))
+    }
+}
+
+/// Decider that keeps the text as is and records eligible positions.
+#[derive(Default)]
+pub(crate) struct Recorder(pub Vec<Position>);
+
+impl Decide for Recorder {
+    fn decide(&mut self, pos: &Position) -> usize {
+        self.0.push(*pos);
+        pos.member as usize
+    }
+}
+
+/// Collects the deduplicated eligible positions of a text (key-independent).
+pub(crate) fn positions(text: &str, cfg: MarkConfig) -> (usize, Vec<Position>) {
+    let mut engine = Engine::new(cfg, Recorder::default());
+    let mut sink = String::with_capacity(text.len());
+    engine.push(text, &mut sink);
+    engine.finish(&mut sink);
+    let all = engine.decider.0;
+    let total = all.len();
+    let mut seen = HashSet::with_capacity(all.len());
+    let unique = all
+        .into_iter()
+        .filter(|p| seen.insert((p.set, p.ctx)))
+        .collect();
+    (total, unique)
+}
+
+/// Tests every key of `keyring` against `text`, with the default [`MarkConfig`].
+pub fn detect(text: &str, keyring: &Keyring) -> Vec<Detection> {
+    detect_with(text, keyring, MarkConfig::default())
+}
+
+/// Tests every key of `keyring` against `text` with an explicit configuration (must match the
+/// configuration used for marking).
+pub fn detect_with(text: &str, keyring: &Keyring, cfg: MarkConfig) -> Vec<Detection> {
+    let (total, scored) = positions(text, cfg);
+    let ps: Vec<f64> = scored
+        .iter()
+        .map(|p| 1.0 / SETS[p.set as usize].members.len() as f64)
+        .collect();
+    let groups = group_probabilities(&ps);
+    keyring
+        .prfs()
+        .map(|(id, prf)| {
+            let hits = scored
+                .iter()
+                .filter(|p| {
+                    let len = SETS[p.set as usize].members.len();
+                    prf.choose(p.ctx, p.set, len) == p.member as usize
+                })
+                .count() as u64;
+            let ln_p = ln_poisson_binomial_tail(&groups, hits);
+            Detection {
+                key_id: id.to_string(),
+                positions: total as u64,
+                scored: scored.len() as u64,
+                hits,
+                p_value: ln_p.exp(),
+                log10_p: ln_p / std::f64::consts::LN_10,
+                z: z_score(hits, &ps),
+            }
+        })
+        .collect()
+}

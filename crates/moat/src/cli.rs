@@ -1,0 +1,221 @@
+//! Command-line arguments.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+/// moat: a gateway that protects a model API from extraction and distillation.
+#[derive(Debug, Parser)]
+#[command(name = "moat", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file [default: moat.toml].
+    #[arg(long, short, global = true, env = "MOAT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database file, overriding `[store] path` (then no config file is needed
+    /// for the accounts, keys and audit commands).
+    #[arg(long, global = true, env = "MOAT_DB")]
+    pub db: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Check a configuration file and print what it resolves to.
+    CheckConfig,
+    /// Manage accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCmd),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Verify or export the audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Run the detection engine offline over a traffic log.
+    Replay(ReplayArgs),
+    /// Quickstart: a gateway in front of the built-in DEMO upstream (not a model).
+    Demo(DemoArgs),
+    /// Run only the demo upstream (templated text, NOT a model), e.g. for tests.
+    DemoUpstream(DemoUpstreamArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCmd {
+    /// Create an account.
+    Create(AccountCreateArgs),
+    /// List accounts.
+    List(JsonFlag),
+    /// Disable an account: all its keys are refused (403 account_disabled).
+    Disable {
+        /// Account id.
+        id: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        /// Account id.
+        id: String,
+    },
+    /// Show one account and its keys.
+    Show {
+        /// Account id.
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AccountCreateArgs {
+    /// Account id (generated when omitted).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Tier, e.g. free, pro, enterprise.
+    #[arg(long)]
+    pub tier: Option<String>,
+    /// E-mail domain of the customer.
+    #[arg(long)]
+    pub email_domain: Option<String>,
+    /// ISO country code.
+    #[arg(long)]
+    pub country: Option<String>,
+    /// Identity verified.
+    #[arg(long)]
+    pub verified: bool,
+    /// Requests per minute (default: `[limits]`).
+    #[arg(long)]
+    pub rpm: Option<u32>,
+    /// Tokens per minute (default: `[limits]`).
+    #[arg(long)]
+    pub tpm: Option<u64>,
+    /// Tokens per day (default: `[limits]`).
+    #[arg(long)]
+    pub tpd: Option<u64>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create a key; its secret is printed once.
+    Create(KeyCreateArgs),
+    /// List keys.
+    List {
+        /// Only this account's keys.
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Revoke a key (a running gateway notices within `[auth] cache_ttl`;
+    /// the admin API revokes at once).
+    Revoke {
+        /// Key id (`key_…`).
+        id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Replace a key by a new one with the same scopes; the old one keeps working for the grace period.
+    Rotate {
+        /// Key id (`key_…`).
+        id: String,
+        /// How long the old key keeps working.
+        #[arg(long, default_value = "24h")]
+        grace: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeyCreateArgs {
+    /// Owning account.
+    #[arg(long)]
+    pub account: String,
+    /// Lifetime (e.g. 30d, 12h) or an RFC 3339 expiry time.
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// Models the key may use (comma-separated); all when omitted.
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    /// Allow requesting logprobs.
+    #[arg(long)]
+    pub allow_logprobs: bool,
+    /// Client networks allowed (comma-separated CIDRs); any when omitted.
+    #[arg(long, value_delimiter = ',')]
+    pub ip_allow: Vec<String>,
+    /// Label.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub json: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check the audit log's hash chain; exits non-zero at the first broken link.
+    Verify(JsonFlag),
+    /// Export exchanges in the traffic log format (JSON Lines; zstd when the name ends in .zst).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Start: RFC 3339 time, or a duration meaning "that long ago" (e.g. 24h).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End (exclusive): RFC 3339 time, or a duration ago.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Output file (e.g. traffic.jsonl.zst).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write account metadata (accounts.jsonl format) to this file.
+    #[arg(long)]
+    pub accounts_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Traffic log (.jsonl or .jsonl.zst).
+    #[arg(long)]
+    pub traffic: PathBuf,
+    /// Account metadata (accounts.jsonl).
+    #[arg(long)]
+    pub accounts: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Gateway address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Demo database (created with a demo account when absent).
+    #[arg(long, default_value = "./moat-demo.db")]
+    pub demo_db: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoUpstreamArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Require this upstream API key (Bearer or x-api-key).
+    #[arg(long, env = "MOAT_DEMO_REQUIRE_KEY")]
+    pub require_key: Option<String>,
+}

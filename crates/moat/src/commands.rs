@@ -1,0 +1,414 @@
+//! What each subcommand does: load config, call the library, print the result.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use moat_gateway::{
+    config::{Config, LogConfig, LogFormat},
+    ops::{self, CreateAccount, CreateKey, KeyView, NewKey, RotateKey},
+    ServeOptions,
+};
+use moat_store::{Account, Store};
+use serde_json::json;
+
+use crate::cli::{AccountsCmd, AuditCmd, Cli, Command, DemoArgs, DemoUpstreamArgs, ExportArgs, KeysCmd};
+
+const DEFAULT_CONFIG: &str = "moat.toml";
+
+fn config_path(cli: &Cli) -> PathBuf {
+    cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let path = config_path(cli);
+    let mut cfg = Config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(db) = &cli.db {
+        cfg.store.path = db.clone();
+    }
+    Ok(cfg)
+}
+
+/// The database for the admin commands: `--db`, else the config's `[store] path`.
+async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
+    let path = match &cli.db {
+        Some(db) => db.clone(),
+        None => load_config(cli)?.store.path,
+    };
+    let s = path.to_string_lossy();
+    Store::open(&s).await.with_context(|| format!("opening database {s}"))
+}
+
+fn quiet_logs() {
+    moat_gateway::logging::init(&LogConfig {
+        format: LogFormat::Pretty,
+        level: "warn".into(),
+    });
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("moat: cannot encode output: {e}"),
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Serve => {
+            let cfg = load_config(&cli)?;
+            moat_gateway::logging::init(&cfg.log);
+            moat_gateway::serve(cfg, ServeOptions::default()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig => {
+            let cfg = load_config(&cli)?;
+            println!("{}: OK", config_path(&cli).display());
+            println!("{cfg:#?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Accounts(cmd) => {
+            quiet_logs();
+            let store = open_store(&cli).await?;
+            let r = accounts(&store, cmd).await;
+            store.close().await;
+            r
+        }
+        Command::Keys(cmd) => {
+            quiet_logs();
+            let store = open_store(&cli).await?;
+            let r = keys(&store, cmd).await;
+            store.close().await;
+            r
+        }
+        Command::Audit(cmd) => {
+            quiet_logs();
+            let store = open_store(&cli).await?;
+            let r = audit(&store, cmd).await;
+            store.close().await;
+            r
+        }
+        Command::Replay(a) => {
+            moat_gateway::logging::init(&LogConfig {
+                format: LogFormat::Pretty,
+                level: "info".into(),
+            });
+            let opts = moat_replay::ReplayOptions {
+                traffic: a.traffic.clone(),
+                accounts: a.accounts.clone(),
+                out: a.out.clone(),
+                config: cli.config.clone(),
+            };
+            let summary = tokio::task::spawn_blocking(move || moat_replay::run(&opts)).await??;
+            print_json(&summary);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(a) => demo(a).await,
+        Command::DemoUpstream(a) => demo_upstream(a).await,
+    }
+}
+
+fn print_account(a: &Account) {
+    let l = &a.limits;
+    let lim = |v: Option<u64>| v.map_or("default".to_string(), |v| v.to_string());
+    println!(
+        "{}  name={:?} tier={} verified={} disabled={} rpm={} tpm={} tpd={} created={}",
+        a.id,
+        a.name,
+        a.tier,
+        a.verified,
+        a.disabled,
+        lim(l.requests_per_minute.map(u64::from)),
+        lim(l.tokens_per_minute),
+        lim(l.tokens_per_day),
+        a.created_at.to_rfc3339()
+    );
+}
+
+fn print_key(k: &KeyView) {
+    println!(
+        "{}  account={} status={} expires={} models={} logprobs={} ip_allow={}{}",
+        k.id,
+        k.account,
+        k.status,
+        k.expires_at.as_deref().unwrap_or("never"),
+        k.models.as_ref().map_or("*".to_string(), |m| m.join(",")),
+        k.allow_logprobs,
+        if k.ip_allow.is_empty() { "*".to_string() } else { k.ip_allow.join(",") },
+        k.replaced_by.as_ref().map_or(String::new(), |r| format!(" replaced_by={r}")),
+    );
+}
+
+fn print_new_key(new: &NewKey, json: bool) {
+    if json {
+        print_json(new);
+        return;
+    }
+    print_key(&new.key);
+    println!();
+    println!("API key (shown once; store it now, it cannot be recovered):");
+    println!("{}", new.secret);
+}
+
+async fn accounts(store: &Store, cmd: &AccountsCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AccountsCmd::Create(a) => {
+            let acct = ops::create_account(
+                store,
+                CreateAccount {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    tier: a.tier.clone(),
+                    email_domain: a.email_domain.clone(),
+                    country: a.country.clone(),
+                    verified: a.verified,
+                    requests_per_minute: a.rpm,
+                    tokens_per_minute: a.tpm,
+                    tokens_per_day: a.tpd,
+                },
+            )
+            .await?;
+            if a.json.json {
+                print_json(&acct);
+            } else {
+                print_account(&acct);
+            }
+        }
+        AccountsCmd::List(j) => {
+            let list = store.list_accounts().await?;
+            if j.json {
+                print_json(&list);
+            } else {
+                list.iter().for_each(print_account);
+            }
+        }
+        AccountsCmd::Disable { id } | AccountsCmd::Enable { id } => {
+            let disable = matches!(cmd, AccountsCmd::Disable { .. });
+            let acct = store.set_account_disabled(id, disable).await?;
+            print_account(&acct);
+            println!("(running gateways apply this within their [auth] cache_ttl)");
+        }
+        AccountsCmd::Show { id, json } => {
+            let Some(acct) = store.get_account(id).await? else {
+                bail!("account {id:?} not found");
+            };
+            let now = Utc::now();
+            let keys: Vec<KeyView> = store.list_keys(Some(id)).await?.iter().map(|k| KeyView::new(k, now)).collect();
+            if json.json {
+                print_json(&json!({"account": acct, "keys": keys}));
+            } else {
+                print_account(&acct);
+                for k in &keys {
+                    print!("  ");
+                    print_key(k);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn keys(store: &Store, cmd: &KeysCmd) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    match cmd {
+        KeysCmd::Create(a) => {
+            let new = ops::create_key(
+                store,
+                CreateKey {
+                    account: a.account.clone(),
+                    expires: a.expires.clone(),
+                    models: a.models.clone(),
+                    allow_logprobs: a.allow_logprobs,
+                    ip_allow: a.ip_allow.clone(),
+                    name: a.name.clone(),
+                },
+                now,
+            )
+            .await?;
+            print_new_key(&new, a.json.json);
+        }
+        KeysCmd::List { account, json } => {
+            let list: Vec<KeyView> = store
+                .list_keys(account.as_deref())
+                .await?
+                .iter()
+                .map(|k| KeyView::new(k, now))
+                .collect();
+            if json.json {
+                print_json(&list);
+            } else {
+                list.iter().for_each(print_key);
+            }
+        }
+        KeysCmd::Revoke { id, json } => {
+            let k = KeyView::new(&store.revoke_key(id).await?, now);
+            if json.json {
+                print_json(&k);
+            } else {
+                print_key(&k);
+                println!("revoked (running gateways refuse it within their [auth] cache_ttl)");
+            }
+        }
+        KeysCmd::Rotate { id, grace, json } => {
+            let new = ops::rotate_key(store, id, RotateKey { grace: Some(grace.clone()) }, now).await?;
+            if !json.json {
+                println!("{id} keeps working for {grace}; its replacement:");
+            }
+            print_new_key(&new, json.json);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(store: &Store, cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCmd::Verify(j) => {
+            let r = store.verify_audit().await?;
+            if j.json {
+                print_json(&json!({
+                    "ok": r.is_ok(), "records": r.records, "last_seq": r.last_seq, "head_hash": r.head_hash,
+                    "broken": r.broken.as_ref().map(|b| json!({"seq": b.seq, "reason": b.reason.to_string()})),
+                }));
+            }
+            match &r.broken {
+                None => {
+                    if !j.json {
+                        println!(
+                            "OK: {} records verified; head {}",
+                            r.records,
+                            r.head_hash.as_deref().unwrap_or("(empty log)")
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(b) => {
+                    eprintln!("BROKEN: audit record seq {}: {}", b.seq, b.reason);
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        AuditCmd::Export(a) => export(store, a).await,
+    }
+}
+
+async fn export(store: &Store, a: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    let since = a.since.as_deref().map(|s| ops::parse_since(s, now)).transpose()?;
+    let until = a.until.as_deref().map(|s| ops::parse_since(s, now)).transpose()?;
+    let report = store.export_traffic_report(since, until, &a.out).await?;
+    eprintln!(
+        "exported {} exchanges to {} (skipped: {} unauthenticated, {} other APIs, {} non-JSON bodies)",
+        report.written,
+        a.out.display(),
+        report.skipped_unauthenticated,
+        report.skipped_other_api,
+        report.skipped_non_json
+    );
+    if let Some(p) = &a.accounts_out {
+        let n = store.export_accounts(p).await?;
+        eprintln!("exported {n} accounts to {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const DEMO_ACCOUNT: &str = "demo";
+
+async fn demo(a: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let db = a.demo_db.to_string_lossy().into_owned();
+    let src = format!(
+        "[server]\nlisten = \"{}\"\n\n[upstream]\nbase_url = \"demo\"\n\n[store]\npath = {:?}\n\n[limits]\nrequests_per_minute = 600\n",
+        a.listen, db
+    );
+    let cfg = Config::parse(&src, "<demo>", Path::new(""), &moat_gateway::config::ProcessEnv)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    moat_gateway::logging::init(&cfg.log);
+
+    let store = Store::open(&db).await.with_context(|| format!("opening {db}"))?;
+    if store.get_account(DEMO_ACCOUNT).await?.is_none() {
+        ops::create_account(
+            &store,
+            CreateAccount {
+                id: Some(DEMO_ACCOUNT.into()),
+                name: Some("Demo account".into()),
+                tier: Some("free".into()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    let key = ops::create_key(
+        &store,
+        CreateKey {
+            account: DEMO_ACCOUNT.into(),
+            name: Some("demo".into()),
+            ..Default::default()
+        },
+        Utc::now(),
+    )
+    .await?;
+    store.close().await;
+
+    let running = moat_gateway::start(cfg, ServeOptions::default()).await?;
+    let base = format!("http://{}", running.addr);
+    let k = &key.secret;
+    println!(
+        r#"
+moat demo
+=========
+The gateway is listening on {base} in front of moat's DEMO UPSTREAM.
+The demo upstream is NOT a model: it answers with templated text that echoes your prompt.
+Database: {db} (account "{DEMO_ACCOUNT}"; a new key is created on every run)
+
+API key (shown once): {k}
+
+OpenAI SDK (Python):
+    from openai import OpenAI
+    client = OpenAI(base_url="{base}/v1", api_key="{k}")
+    r = client.chat.completions.create(model="demo-echo", messages=[{{"role": "user", "content": "hello"}}])
+    print(r.choices[0].message.content, r.usage)
+
+Anthropic SDK (Python):
+    from anthropic import Anthropic
+    client = Anthropic(base_url="{base}", api_key="{k}")
+    r = client.messages.create(model="demo-echo", max_tokens=64, messages=[{{"role": "user", "content": "hello"}}])
+    print(r.content[0].text, r.usage)
+
+curl:
+    curl -s {base}/v1/chat/completions -H "Authorization: Bearer {k}" \
+      -H "content-type: application/json" \
+      -d '{{"model":"demo-echo","messages":[{{"role":"user","content":"hello"}}]}}'
+
+Audit log: moat --db {db} audit verify | moat --db {db} audit export --out traffic.jsonl
+Press Ctrl-C to stop.
+"#
+    );
+    running.run_until(moat_gateway::server::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo_upstream(a: &DemoUpstreamArgs) -> anyhow::Result<ExitCode> {
+    moat_gateway::logging::init(&LogConfig {
+        format: LogFormat::Pretty,
+        level: "info".into(),
+    });
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    eprintln!(
+        "moat demo upstream (templated text, NOT a model) listening on http://{}",
+        listener.local_addr()?
+    );
+    moat_demo_upstream::serve(
+        listener,
+        moat_demo_upstream::DemoOptions {
+            required_key: a.require_key.clone(),
+        },
+        moat_gateway::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 
 import httpx
+import pytest
 import openai
 import zstandard
 
@@ -116,3 +117,25 @@ def test_export_traffic_format(make_gateway, tmp_path):
     assert p.returncode == 0, p.stderr
     decisions = read_jsonl(outdir / "decisions.jsonl")
     assert len(decisions) == 3 and all("action" in d for d in decisions)
+
+
+def test_client_gone_before_answer_is_recorded_as_499(gw, key):
+    body = {"model": "slow-1500", "messages": [{"role": "user", "content": "impatient client"}]}
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(gw.url + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}, timeout=0.3)
+    row = gw.wait_audit("request_body LIKE ?", ("%impatient client%",), timeout=15)[0]
+    assert row["status"] == 499 and row["error"] == "client_disconnected"
+
+
+def test_shutdown_flushes_every_audit_record(make_gateway):
+    g = make_gateway({"audit": {"flush_interval": "5s", "batch": 1000}})
+    key = g.account_with_key("acct")
+    with httpx.Client() as c:
+        for i in range(25):
+            r = c.post(g.url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
+                       json={"model": "demo-echo", "messages": [{"role": "user", "content": f"flush {i}"}]})
+            assert r.status_code == 200
+    g.stop()  # SIGTERM: graceful shutdown writes the pending batch
+    assert g.proc.returncode == 0, g.log.read_text()
+    assert len(g.audit_rows("request_body LIKE '%flush %'")) == 25
+    assert g.cli("audit", "verify").returncode == 0

@@ -97,6 +97,15 @@ def test_models_list_filtered_by_key_scope(gw, uniq):
     assert [m.id for m in oai(gw, key).models.list()] == ["demo-template"]
 
 
+def test_model_retrieve(gw, uniq):
+    key = gw.account_with_key(uniq(), "--models", "demo-template,org/missing")
+    assert oai(gw, key).models.retrieve("demo-template").id == "demo-template"
+    with pytest.raises(openai.PermissionDeniedError):
+        oai(gw, key).models.retrieve("demo-echo")  # outside the key's scope
+    with pytest.raises(openai.NotFoundError):
+        oai(gw, key).models.retrieve("org/missing")  # passed to the upstream, which has none
+
+
 def test_anthropic_messages(gw, key):
     r = ant(gw, key).messages.create(
         model="demo-echo", max_tokens=100, messages=[{"role": "user", "content": "hello claude"}]

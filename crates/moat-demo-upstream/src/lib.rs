@@ -53,6 +53,7 @@ pub struct DemoOptions {
 pub fn router(opts: DemoOptions) -> Router {
     Router::new()
         .route("/v1/models", get(models))
+        .route("/v1/models/{*id}", get(model))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/messages", post(messages))
@@ -132,6 +133,22 @@ async fn models(State(st): State<DemoState>, headers: HeaderMap) -> Response {
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
+async fn model(
+    State(st): State<DemoState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = check_key(&st, &headers, Api::Chat) {
+        return r;
+    }
+    if MODELS.contains(&id.as_str()) {
+        Json(json!({"id": id, "object": "model", "created": 0, "owned_by": "moat-demo"}))
+            .into_response()
+    } else {
+        error_response(Api::Chat, 404, &format!("demo upstream: no model {id:?}"))
+    }
+}
+
 async fn chat(st: State<DemoState>, headers: HeaderMap, body: Bytes) -> Response {
     handle(st, headers, body, Api::Chat).await
 }
@@ -154,15 +171,23 @@ fn check_key(st: &DemoState, headers: &HeaderMap, api: Api) -> Option<Response> 
     if bearer == Some(want) || xkey == Some(want) {
         None
     } else {
-        Some(error_response(api, 401, "demo upstream: wrong upstream api key"))
+        Some(error_response(
+            api,
+            401,
+            "demo upstream: wrong upstream api key",
+        ))
     }
 }
 
 fn error_response(api: Api, status: u16, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = match api {
-        Api::Messages => json!({"type": "error", "error": {"type": "api_error", "message": message}}),
-        _ => json!({"error": {"message": message, "type": "server_error", "code": "demo_error", "param": null}}),
+        Api::Messages => {
+            json!({"type": "error", "error": {"type": "api_error", "message": message}})
+        }
+        _ => {
+            json!({"error": {"message": message, "type": "server_error", "code": "demo_error", "param": null}})
+        }
     };
     (status, Json(body)).into_response()
 }
@@ -205,7 +230,12 @@ fn prompt_text(api: Api, req: &Value) -> String {
     }
 }
 
-async fn handle(State(st): State<DemoState>, headers: HeaderMap, body: Bytes, api: Api) -> Response {
+async fn handle(
+    State(st): State<DemoState>,
+    headers: HeaderMap,
+    body: Bytes,
+    api: Api,
+) -> Response {
     if let Some(r) = check_key(&st, &headers, api) {
         return r;
     }
@@ -331,11 +361,21 @@ impl Answer {
     /// The SSE events of a streamed answer, as `(event name, data)` pairs.
     fn events(&self, include_usage: bool) -> Vec<(Option<&'static str>, String)> {
         let mut out = Vec::with_capacity(self.words.len() + 8);
-        let piece = |i: usize, w: &str| if i == 0 { w.to_string() } else { format!(" {w}") };
+        let piece = |i: usize, w: &str| {
+            if i == 0 {
+                w.to_string()
+            } else {
+                format!(" {w}")
+            }
+        };
         match self.api {
             Api::Chat | Api::Completions => {
                 let chat = self.api == Api::Chat;
-                let usage_field = if include_usage { Some(Value::Null) } else { None };
+                let usage_field = if include_usage {
+                    Some(Value::Null)
+                } else {
+                    None
+                };
                 let chunk = |choice: Value| {
                     let mut v = if chat {
                         json!({"id": "chatcmpl-demo", "object": "chat.completion.chunk", "created": 0,
@@ -367,29 +407,59 @@ impl Answer {
                 };
                 out.push((None, chunk(last)));
                 if include_usage {
-                    let obj = if chat { "chat.completion.chunk" } else { "text_completion" };
-                    out.push((None, json!({"id": "demo", "object": obj, "created": 0, "model": self.model,
-                                           "choices": [], "usage": self.openai_usage()}).to_string()));
+                    let obj = if chat {
+                        "chat.completion.chunk"
+                    } else {
+                        "text_completion"
+                    };
+                    out.push((
+                        None,
+                        json!({"id": "demo", "object": obj, "created": 0, "model": self.model,
+                                           "choices": [], "usage": self.openai_usage()})
+                        .to_string(),
+                    ));
                 }
                 out.push((None, "[DONE]".to_string()));
             }
             Api::Messages => {
-                out.push((Some("message_start"), json!({"type": "message_start", "message": {
+                out.push((
+                    Some("message_start"),
+                    json!({"type": "message_start", "message": {
                     "id": "msg_demo", "type": "message", "role": "assistant", "model": self.model,
                     "content": [], "stop_reason": null, "stop_sequence": null,
-                    "usage": {"input_tokens": self.input_tokens, "output_tokens": 1}}}).to_string()));
-                out.push((Some("content_block_start"), json!({"type": "content_block_start", "index": 0,
-                    "content_block": {"type": "text", "text": ""}}).to_string()));
+                    "usage": {"input_tokens": self.input_tokens, "output_tokens": 1}}})
+                    .to_string(),
+                ));
+                out.push((
+                    Some("content_block_start"),
+                    json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}})
+                    .to_string(),
+                ));
                 out.push((Some("ping"), json!({"type": "ping"}).to_string()));
                 for (i, w) in self.words.iter().enumerate() {
-                    out.push((Some("content_block_delta"), json!({"type": "content_block_delta", "index": 0,
-                        "delta": {"type": "text_delta", "text": piece(i, w)}}).to_string()));
+                    out.push((
+                        Some("content_block_delta"),
+                        json!({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "text_delta", "text": piece(i, w)}})
+                        .to_string(),
+                    ));
                 }
-                out.push((Some("content_block_stop"), json!({"type": "content_block_stop", "index": 0}).to_string()));
-                out.push((Some("message_delta"), json!({"type": "message_delta",
+                out.push((
+                    Some("content_block_stop"),
+                    json!({"type": "content_block_stop", "index": 0}).to_string(),
+                ));
+                out.push((
+                    Some("message_delta"),
+                    json!({"type": "message_delta",
                     "delta": {"stop_reason": self.anthropic_stop(), "stop_sequence": null},
-                    "usage": {"output_tokens": self.output_tokens()}}).to_string()));
-                out.push((Some("message_stop"), json!({"type": "message_stop"}).to_string()));
+                    "usage": {"output_tokens": self.output_tokens()}})
+                    .to_string(),
+                ));
+                out.push((
+                    Some("message_stop"),
+                    json!({"type": "message_stop"}).to_string(),
+                ));
             }
         }
         out
@@ -404,19 +474,22 @@ fn stream_response(answer: Answer, include_usage: bool, paced: bool, abort: bool
         events.truncate(keep);
     }
     let n = events.len();
-    let body = stream::iter(events.into_iter().enumerate()).then(move |(i, (name, data))| async move {
-        if paced && i > 0 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let frame = match name {
-            Some(ev) => format!("event: {ev}\ndata: {data}\n\n"),
-            None => format!("data: {data}\n\n"),
-        };
-        Ok::<_, Infallible>(Bytes::from(frame))
-    });
+    let body =
+        stream::iter(events.into_iter().enumerate()).then(move |(i, (name, data))| async move {
+            if paced && i > 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let frame = match name {
+                Some(ev) => format!("event: {ev}\ndata: {data}\n\n"),
+                None => format!("data: {data}\n\n"),
+            };
+            Ok::<_, Infallible>(Bytes::from(frame))
+        });
     let body = if abort {
         let fail = stream::once(async move {
-            Err::<Bytes, std::io::Error>(std::io::Error::other(format!("demo abort after {n} events")))
+            Err::<Bytes, std::io::Error>(std::io::Error::other(format!(
+                "demo abort after {n} events"
+            )))
         });
         Body::from_stream(body.map(|r| r.map_err(|e| match e {})).chain(fail))
     } else {

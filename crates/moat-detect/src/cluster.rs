@@ -6,8 +6,8 @@
 //! Algorithm (online, deterministic, bounded):
 //!
 //! * Each request registers the account under a few *shared keys*: its /24 subnet
-//!   (kind `INFRA`), its system prompt, its tool definitions and any prompt skeleton it
-//!   repeats (kind `FAMILY`). At its first request a new account (younger than
+//!   (kind `INFRA`, only once the address recurs), its system prompt (kind `FAMILY`), its
+//!   tool definitions and any prompt skeleton it repeats (kind `TEMPLATE`). At its first request a new account (younger than
 //!   `new_account_days`) is also compared with recently created accounts (kind `CREATED`:
 //!   created within 72 h of each other).
 //! * When an account meets another under a key, the pair records that kind of link.
@@ -16,10 +16,11 @@
 //!   separate namespace (kind `SUSPECT`): accounts that use *the same* family *for
 //!   extraction-style requests* are linked even without shared infrastructure — the
 //!   distributed attacker on residential proxies with aged accounts.
-//! * A pair is merged (union-find) once it shares a prompt family **and** either
-//!   infrastructure, a creation burst, or extraction-style use of that family. One
-//!   coincidence (a public benchmark prompt, a cloud /24, two sign-ups on the same day)
-//!   never links accounts on its own.
+//! * A pair is merged (union-find) once it shares a system prompt **and** either
+//!   infrastructure, a creation burst, or extraction-style use of that prompt; or a
+//!   template/tool set **and** infrastructure. One coincidence (a public benchmark prompt,
+//!   a generic agent tool set, a cloud /24, two sign-ups on the same day) never links
+//!   accounts on its own.
 //! * A cluster's evidence is the sum of its members' (see [`crate::evidence`]); its risk
 //!   adds a size term only when the pooled evidence is already suspicious and the
 //!   cluster shares infrastructure or a creation burst (a cluster linked by prompt
@@ -35,8 +36,10 @@ use crate::evidence::Evidence;
 
 /// Shared infrastructure (/24 subnet).
 pub const INFRA: u8 = 1;
-/// Shared prompt family (system prompt, tools, repeated skeleton).
+/// Shared system prompt.
 pub const FAMILY: u8 = 2;
+/// Shared tool set or repeated prompt skeleton (weaker: generic tools, public texts).
+pub const TEMPLATE: u8 = 16;
 /// Created within 72 h of each other while new.
 pub const CREATED: u8 = 4;
 /// Shared prompt family used, by both accounts, in strongly extraction-like requests
@@ -187,7 +190,9 @@ impl Clusters {
         let m = self.pairs.entry(pk).or_insert(0);
         *m |= kind;
         let mask = *m;
-        if mask & FAMILY != 0 && mask & (INFRA | CREATED | SUSPECT) != 0 {
+        let family = mask & FAMILY != 0 && mask & (INFRA | CREATED | SUSPECT) != 0;
+        let template = mask & TEMPLATE != 0 && mask & INFRA != 0;
+        if family || template {
             self.union(i, j, mask, own);
         }
     }
@@ -221,17 +226,19 @@ impl Clusters {
     /// Human-readable description of what links a cluster.
     pub fn describe_kinds(kinds: u8) -> String {
         let mut parts = Vec::new();
-        if kinds & FAMILY != 0 {
-            parts.push("a prompt family");
+        if kinds & SUSPECT != 0 && kinds & FAMILY != 0 {
+            parts.push("an extraction-style system prompt");
+        } else if kinds & FAMILY != 0 {
+            parts.push("a system prompt");
+        }
+        if kinds & TEMPLATE != 0 {
+            parts.push("prompt templates or tool sets");
         }
         if kinds & INFRA != 0 {
             parts.push("/24 subnets");
         }
         if kinds & CREATED != 0 {
             parts.push("an account-creation burst");
-        }
-        if kinds & SUSPECT != 0 && kinds & FAMILY != 0 {
-            parts[0] = "an extraction-style prompt family";
         }
         parts.join(" and ")
     }

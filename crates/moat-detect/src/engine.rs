@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use crate::cluster::{self, Clusters};
 use crate::config::DetectConfig;
 use crate::event::{AccountMeta, AccountReport, Action, Decision, Event, Outcome};
-use crate::evidence::{Context, Evidence};
+use crate::evidence::{Context, Evidence, SettleKind};
 use crate::features::RequestFeatures;
 use crate::policy::{self, Assessment};
+use crate::principals::PrincipalTable;
 use crate::signals::skeleton::SkeletonTable;
 
 const DAY_MS: f64 = 86_400_000.0;
@@ -27,10 +28,12 @@ struct AccountState {
     skeletons: SkeletonTable,
     ips: [u32; IP_RING],
     ip_cursor: u8,
-    last_single_turn: bool,
-    last_novel: bool,
+    last_kind: SettleKind,
     last_in_substream: bool,
     peak_z: f32,
+    first_principal: u64,
+    principals: Option<Box<PrincipalTable>>,
+    last_principal_slot: Option<u8>,
 }
 
 /// The extraction detection engine. Pure: events in, decisions out; the only clock is
@@ -121,7 +124,6 @@ impl Engine {
             let young = st
                 .created_ms
                 .is_some_and(|c| ((ts_ms - c) as f64) < self.cfg.new_account_days * DAY_MS);
-            st.last_single_turn = f.single_turn();
             (
                 Context {
                     templated: seen_prefix > 0 || seen_suffix > 0,
@@ -138,10 +140,34 @@ impl Engine {
         {
             let st = &mut self.accounts[i as usize];
             st.last_in_substream = sub;
-            st.last_novel = f.single_turn() && !cx.templated;
+            st.last_kind = SettleKind {
+                single_turn: f.single_turn(),
+                novel: f.single_turn() && !cx.templated,
+                templated_reasoning: f.single_turn()
+                    && cx.templated
+                    && (f.reasoning >= crate::signals::reasoning::MEDIUM
+                        || f.thinking_budget >= 1024),
+            };
             st.evidence.observe(ts_ms, f, &cx);
             if sub {
                 st.substream.observe(ts_ms, f, &cx);
+            }
+            st.last_principal_slot = None;
+            if f.principal_key != 0 {
+                if st.first_principal == 0 {
+                    st.first_principal = f.principal_key;
+                } else if st.principals.is_none() && f.principal_key != st.first_principal {
+                    // history so far (this request excluded) belongs to the first principal
+                    let mut history = st.evidence.clone();
+                    history.n -= 1;
+                    st.principals =
+                        Some(Box::new(PrincipalTable::new(st.first_principal, &history)));
+                }
+                if let Some(t) = st.principals.as_mut() {
+                    let slot = t.slot(f.principal_key);
+                    t.evidence_mut(slot).observe(ts_ms, f, &cx);
+                    st.last_principal_slot = Some(slot as u8);
+                }
             }
         }
         if let Some(ce) = self.clusters.evidence_mut(i) {
@@ -163,34 +189,30 @@ impl Engine {
             if !cx.new_ip {
                 cl.touch(i, cluster::INFRA, f.subnet_key, &own);
             }
-            let mut families = [0u64; 4];
-            families[0] = f.system_key;
-            families[1] = f.tools_key;
             cl.touch(i, cluster::FAMILY, f.system_key, &own);
-            cl.touch(i, cluster::FAMILY, f.tools_key, &own);
+            // tool sets and repeated skeletons are weaker families (generic agent tools,
+            // public benchmark texts): they only link together with shared infrastructure
+            cl.touch(i, cluster::TEMPLATE, f.tools_key, &own);
             // only skeletons the account repeats are families (unique prompts are not)
             if seen_prefix >= 2 {
-                families[2] = f.prefix_key ^ 0x11;
-                cl.touch(i, cluster::FAMILY, families[2], &own);
+                cl.touch(i, cluster::TEMPLATE, f.prefix_key ^ 0x11, &own);
             }
             if seen_suffix >= 2 && f.suffix_key != f.prefix_key {
-                families[3] = f.suffix_key ^ 0x11;
-                cl.touch(i, cluster::FAMILY, families[3], &own);
+                cl.touch(i, cluster::TEMPLATE, f.suffix_key ^ 0x11, &own);
             }
-            // extraction-style use of a system prompt / tool set, by an account whose
+            // extraction-style use of a system prompt, by an account whose
             // traffic is mostly like that, links accounts without shared infrastructure
             let st = &accounts[i as usize];
             if f.strongly_extraction_like()
                 && st.evidence.n >= 5
                 && st.substream.n * 2 >= st.evidence.n
             {
-                for k in &families[..2] {
-                    cl.touch(i, cluster::FAMILY | cluster::SUSPECT, *k, &own);
-                }
+                cl.touch(i, cluster::FAMILY | cluster::SUSPECT, f.system_key, &own);
             }
         }
 
-        let (a, _) = self.evaluate(i, ts_ms, sub, false);
+        let principal = self.accounts[i as usize].last_principal_slot;
+        let (a, _) = self.evaluate(i, ts_ms, sub, principal, false);
         let st = &mut self.accounts[i as usize];
         if a.z as f32 > st.peak_z {
             st.peak_z = a.z as f32;
@@ -208,7 +230,7 @@ impl Engine {
         let reasons = if action == Action::Allow {
             Vec::new()
         } else {
-            self.evaluate(i, ts_ms, sub, true).0.reasons(3)
+            self.evaluate(i, ts_ms, sub, principal, true).0.reasons(3)
         };
         Decision {
             action,
@@ -221,9 +243,17 @@ impl Engine {
     /// The highest of: the account's own assessment, its cluster's (when clustered), and
     /// its extraction sub-stream's (`sub`: this request belongs to it). Returns whether the
     /// cluster's was used.
-    fn evaluate(&self, i: u32, now_ms: i64, sub: bool, collect: bool) -> (Assessment, bool) {
+    fn evaluate(
+        &self,
+        i: u32,
+        now_ms: i64,
+        sub: bool,
+        principal: Option<u8>,
+        collect: bool,
+    ) -> (Assessment, bool) {
         let cfg = &self.cfg;
-        let mut best = policy::assess_with(&self.accounts[i as usize].evidence, now_ms, cfg, collect);
+        let mut best =
+            policy::assess_with(&self.accounts[i as usize].evidence, now_ms, cfg, collect);
         let mut from_cluster = false;
         let size = self.clusters.size_of(i);
         if size >= cfg.min_cluster_size {
@@ -250,10 +280,18 @@ impl Engine {
                 }
             }
         }
+        let st = &self.accounts[i as usize];
         if sub {
-            let s = policy::assess_with(&self.accounts[i as usize].substream, now_ms, cfg, collect);
+            let s = policy::assess_with(&st.substream, now_ms, cfg, collect);
             if s.z > best.z {
                 best = s;
+                from_cluster = false;
+            }
+        }
+        if let (Some(t), Some(slot)) = (st.principals.as_ref(), principal) {
+            let p = policy::assess_with(t.evidence(usize::from(slot)), now_ms, cfg, collect);
+            if p.z > best.z {
+                best = p;
                 from_cluster = false;
             }
         }
@@ -268,13 +306,16 @@ impl Engine {
         };
         let hl = self.cfg.rate_half_life_hours * HOUR_MS;
         let st = &mut self.accounts[i as usize];
-        let (single, novel) = (st.last_single_turn, st.last_novel);
-        st.evidence.settle(out, single, novel, hl);
+        let kind = st.last_kind;
+        st.evidence.settle(out, kind, hl);
         if st.last_in_substream {
-            st.substream.settle(out, single, novel, hl);
+            st.substream.settle(out, kind, hl);
+        }
+        if let (Some(t), Some(slot)) = (st.principals.as_mut(), st.last_principal_slot) {
+            t.evidence_mut(usize::from(slot)).settle(out, kind, hl);
         }
         if let Some(ce) = self.clusters.evidence_mut(i) {
-            ce.settle(out, single, novel, hl);
+            ce.settle(out, kind, hl);
         }
     }
 
@@ -284,7 +325,12 @@ impl Engine {
             .map(|i| {
                 let st = &self.accounts[i as usize];
                 let now = st.evidence.last_ts;
-                let (a, _) = self.evaluate(i, now, true, true);
+                let slots = st.principals.as_ref().map_or(0, |t| t.used());
+                let a = (0..slots)
+                    .map(|k| self.evaluate(i, now, true, Some(k as u8), true).0)
+                    .chain(std::iter::once(self.evaluate(i, now, true, None, true).0))
+                    .max_by(|x, y| x.z.total_cmp(&y.z))
+                    .unwrap_or_default();
                 let z = f64::from(st.peak_z).max(a.z);
                 let risk = policy::sigmoid(z);
                 let verdict = if st.allowlisted {

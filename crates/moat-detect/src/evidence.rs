@@ -23,6 +23,18 @@ pub struct Context {
     pub unverified: bool,
 }
 
+/// What kind of request a settled response belonged to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SettleKind {
+    /// Single-turn prompt (no earlier answers, no tool results).
+    pub single_turn: bool,
+    /// Untemplated single-turn prompt.
+    pub novel: bool,
+    /// Templated single-turn prompt that asks for reasoning (medium phrase or stronger,
+    /// or native thinking).
+    pub templated_reasoning: bool,
+}
+
 /// Evidence counters.
 #[derive(Debug, Clone, Default)]
 pub struct Evidence {
@@ -75,6 +87,12 @@ pub struct Evidence {
     /// Decayed sum of harvested answer tokens: output tokens beyond the prompt's length,
     /// over untemplated single-turn requests (sliding harvest volume).
     pub harvest: Decayed,
+    /// Decayed sum of harvested answer tokens of templated reasoning requests.
+    pub reasoning_harvest: Decayed,
+    /// Bit `i` set: the account was active `i` hours before `last_hour`.
+    pub active_hours: u64,
+    /// Hour index (ms / 3.6e6) of the latest activity.
+    pub last_hour: i64,
     /// Topic histogram of single-turn prompts (breadth).
     pub topics: [u16; TOPICS],
 }
@@ -91,7 +109,15 @@ impl Evidence {
         self.reasoning_strong += u32::from(f.reasoning >= reasoning::STRONG);
         self.thinking += u32::from(f.thinking_budget >= 1024);
         self.shape += u32::from(f.shape.any());
-        self.shape_sum += f.shape.score();
+        // native thinking needs a large max_tokens: do not count that twice
+        let shape_score = if f.thinking_budget >= 1024
+            && f.shape.0 == crate::signals::shape::Shape::HUGE_MAX_TOKENS
+        {
+            0.0
+        } else {
+            f.shape.score()
+        };
+        self.shape_sum += shape_score;
         self.sampling += u32::from(f.shape.has(
             crate::signals::shape::Shape::MULTI_SAMPLE | crate::signals::shape::Shape::LOGPROBS,
         ));
@@ -105,6 +131,7 @@ impl Evidence {
         self.unverified += u32::from(cx.unverified);
         self.new_ip += u32::from(cx.new_ip);
         self.hours.observe(ts_ms);
+        self.mark_hour(ts_ms.div_euclid(3_600_000));
         if f.single_turn() {
             let t = usize::from(f.topic).min(TOPICS - 1);
             self.topics[t] = self.topics[t].saturating_add(1);
@@ -114,7 +141,12 @@ impl Evidence {
     /// Adds one settled response (of the request observed last).
     /// `novel` says whether that request was an untemplated single-turn prompt: only those
     /// feed the sliding harvest volume (templated batch generation does not).
-    pub fn settle(&mut self, out: &Outcome, single_turn: bool, novel: bool, half_life_ms: f64) {
+    pub fn settle(&mut self, out: &Outcome, kind: SettleKind, half_life_ms: f64) {
+        let SettleKind {
+            single_turn,
+            novel,
+            templated_reasoning,
+        } = kind;
         if out.status >= 400 {
             return;
         }
@@ -128,7 +160,47 @@ impl Evidence {
             if novel && excess > 0 {
                 self.harvest.add(self.last_ts, excess as f64, half_life_ms);
             }
+            if templated_reasoning && excess > 0 {
+                self.reasoning_harvest
+                    .add(self.last_ts, excess as f64, half_life_ms);
+            }
         }
+    }
+
+    fn mark_hour(&mut self, h: i64) {
+        if self.active_hours == 0 || h > self.last_hour {
+            let shift = if self.active_hours == 0 {
+                64
+            } else {
+                h - self.last_hour
+            };
+            self.active_hours = if shift >= 64 {
+                0
+            } else {
+                self.active_hours << shift
+            };
+            self.last_hour = h;
+        }
+        let back = self.last_hour - h;
+        if (0..64).contains(&back) {
+            self.active_hours |= 1 << back;
+        }
+    }
+
+    /// Distinct active hours among the 48 before `now_ms`.
+    pub fn active_hours_48(&self, now_ms: i64) -> u32 {
+        let now_h = now_ms.div_euclid(3_600_000);
+        let age = now_h - self.last_hour;
+        if self.active_hours == 0 || age >= 48 {
+            return 0;
+        }
+        let window = 48 - age.max(0) as u32;
+        let mask = if window >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << window) - 1
+        };
+        (self.active_hours & mask).count_ones()
     }
 
     /// Adds another account's (or cluster's) evidence.
@@ -164,6 +236,30 @@ impl Evidence {
         self.single_settled += o.single_settled;
         self.hours.merge(&o.hours);
         self.harvest.merge(&o.harvest, half_life_ms);
+        self.reasoning_harvest
+            .merge(&o.reasoning_harvest, half_life_ms);
+        if o.active_hours != 0 {
+            let (mut mine, mut theirs) = (self.active_hours, o.active_hours);
+            let top = if mine == 0 {
+                o.last_hour
+            } else {
+                self.last_hour.max(o.last_hour)
+            };
+            let d_mine = top - self.last_hour;
+            let d_theirs = top - o.last_hour;
+            mine = if mine == 0 || d_mine >= 64 {
+                0
+            } else {
+                mine << d_mine
+            };
+            theirs = if d_theirs >= 64 {
+                0
+            } else {
+                theirs << d_theirs
+            };
+            self.active_hours = mine | theirs;
+            self.last_hour = top;
+        }
         for (a, b) in self.topics.iter_mut().zip(o.topics.iter()) {
             *a = a.saturating_add(*b);
         }

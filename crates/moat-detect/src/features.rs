@@ -3,7 +3,7 @@
 
 use crate::event::{Api, Event};
 use crate::request_view::RequestView;
-use crate::signals::{grader, reasoning, shape, skeleton, topics};
+use crate::signals::{lexicon, reasoning, shape, skeleton};
 use crate::text::{extract_text, hash_str, ip_key, subnet_key};
 
 /// Features of one request. Build with [`RequestFeatures::extract`].
@@ -23,7 +23,8 @@ pub struct RequestFeatures {
     pub followup: bool,
     /// Tool results present: an agent loop.
     pub agent: bool,
-    /// Hash of the system text (0 when none or very short).
+    /// Hash of the system text (0 when none or shorter than 40 characters: generic one-line
+    /// prompts such as "You are a helpful assistant." are shared by unrelated customers).
     pub system_key: u64,
     /// Hash of the tool definitions (0 when none).
     pub tools_key: u64,
@@ -41,12 +42,17 @@ pub struct RequestFeatures {
     pub subnet_key: u64,
     /// Client address (hashed).
     pub ip_key: u64,
+    /// End-user id sent by the client (`user` / `metadata.user_id`), hashed; 0 if none.
+    pub end_user_key: u64,
+    /// The *principal* behind the request inside its account: API key, end-user id, user
+    /// agent and /24 together (hashed). Set by [`RequestFeatures::with_client`]; 0 if not.
+    pub principal_key: u64,
 }
 
 impl RequestFeatures {
     /// Extracts the features of an event's request.
     pub fn extract(ev: &Event) -> Self {
-        Self::from_parts(ev.api, &ev.request, &ev.ip)
+        Self::from_parts(ev.api, &ev.request, &ev.ip).with_client(&ev.key, &ev.user_agent)
     }
 
     /// Same as [`RequestFeatures::extract`], from borrowed parts.
@@ -58,11 +64,12 @@ impl RequestFeatures {
     /// the traffic line straight into a [`RequestView`]).
     pub fn from_view(api: Api, req: &RequestView<'_>, ip: &str) -> Self {
         let rt = extract_text(api, req);
-        let reasoning =
-            reasoning::phrase_score(&rt.system).max(reasoning::phrase_score(&rt.last_user));
-        let grader = grader::is_grader(&rt.system) || grader::is_grader(&rt.last_user);
+        let sys_scan = lexicon::scan(&rt.system, false);
+        let user_scan = lexicon::scan(&rt.last_user, true);
+        let reasoning = sys_scan.reasoning.max(user_scan.reasoning);
+        let grader = sys_scan.grader_phrases >= 2 || user_scan.grader_phrases >= 2;
         let (prefix_key, suffix_key) = skeleton::skeleton_keys(&rt.last_user);
-        let system_key = if rt.system.trim().len() >= 16 {
+        let system_key = if rt.system.trim().chars().count() >= 40 {
             hash_str(rt.system.trim()) | 1
         } else {
             0
@@ -99,11 +106,29 @@ impl RequestFeatures {
             prefix_key,
             suffix_key,
             content_key: hash_str(&rt.last_user) | 1,
-            topic: topics::topic(&rt.last_user),
+            topic: user_scan.topic,
             user_chars: rt.last_user.chars().count().min(u32::MAX as usize) as u32,
             subnet_key: subnet_key(ip),
             ip_key: ip_key(ip),
+            end_user_key: req
+                .user
+                .as_deref()
+                .or(req.metadata.as_ref().and_then(|m| m.user_id.as_deref()))
+                .map_or(0, |u| hash_str(u) | 1),
+            principal_key: 0,
         }
+    }
+
+    /// Sets the principal (API key, end user, user agent, /24) of the request. A
+    /// distiller hidden behind a reseller's key, or a leaked key used from elsewhere, is
+    /// then also scored on its own traffic.
+    pub fn with_client(mut self, key: &str, user_agent: &str) -> Self {
+        let mut h = hash_str(key);
+        h = (h.rotate_left(13) ^ hash_str(user_agent)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h = (h.rotate_left(13) ^ self.end_user_key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h = (h.rotate_left(13) ^ self.subnet_key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.principal_key = h | 1;
+        self
     }
 
     /// Whether the request itself carries extraction-typical content or shape

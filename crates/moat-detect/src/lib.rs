@@ -37,6 +37,7 @@ pub mod event;
 pub mod evidence;
 pub mod features;
 pub mod policy;
+pub mod principals;
 pub mod request_view;
 pub mod signals;
 pub mod text;

@@ -40,12 +40,16 @@ pub enum Reason {
         n: u32,
         breadth: f64,
     },
+    /// Sustained harvest through a reasoning-eliciting template.
+    TemplatedReasoningHarvest { tokens: f64, active_hours: u32 },
     /// Output/input token ratio.
     OutputRatio { ratio: f64, out_tokens: u64 },
     /// Mean single-turn answer length.
     LongAnswers { mean: f64 },
     /// Flat round-the-clock arrivals.
     Cadence { hours: u32, flatness: f64 },
+    /// Share of requests repeating one of the account's templates (negative evidence).
+    OneTemplate { frac: f64 },
     /// Share of requests from new accounts.
     Young { frac: f64 },
     /// Unverified account(s).
@@ -86,11 +90,25 @@ impl std::fmt::Display for Reason {
             Reason::Conversation { frac } => {
                 write!(f, "{} of requests continue a conversation or agent loop", pct(*frac))
             }
+            Reason::Harvest { tokens, hours, novel_frac, n, breadth } if *breadth < 0.0 => write!(
+                f,
+                "{:.0}k answer tokens harvested by single-turn prompts in the last {hours:.0} hours, none building on earlier answers ({} of {n} requests untemplated)",
+                tokens / 1000.0,
+                pct(*novel_frac)
+            ),
             Reason::Harvest { tokens, hours, novel_frac, n, breadth } => write!(
                 f,
                 "{:.0}k answer tokens harvested by single-turn prompts in the last {hours:.0} hours, none building on earlier answers ({} of {n} requests untemplated, topic breadth {breadth:.2})",
                 tokens / 1000.0,
                 pct(*novel_frac)
+            ),
+            Reason::TemplatedReasoningHarvest {
+                tokens,
+                active_hours,
+            } => write!(
+                f,
+                "{:.0}k answer tokens harvested through a reasoning-eliciting template, active {active_hours} of the last 48 hours",
+                tokens / 1000.0
             ),
             Reason::OutputRatio { ratio, out_tokens } => write!(
                 f,
@@ -101,6 +119,9 @@ impl std::fmt::Display for Reason {
                 f,
                 "arrivals flat around the clock ({hours}/24 hours active, flatness {flatness:.2})"
             ),
+            Reason::OneTemplate { frac } => {
+                write!(f, "{} of requests follow the account's own templates", pct(*frac))
+            }
             Reason::Young { frac } => write!(f, "{} of requests from accounts created days ago", pct(*frac)),
             Reason::Unverified => f.write_str("unverified account"),
             Reason::IpChurn { frac } => write!(
@@ -246,7 +267,7 @@ pub fn assess_with(e: &Evidence, now_ms: i64, cfg: &DetectConfig, collect: bool)
     let h = e.harvest.value_at(now_ms, hl);
     let floor = cfg.harvest_tokens_floor.max(1.0);
     if h > floor {
-        let span = ((now_ms - e.first_ts) as f64 / (3.0 * HOUR_MS)).clamp(0.2, 1.0);
+        let span = ((now_ms - e.first_ts) as f64 / (2.0 * HOUR_MS)).clamp(0.5, 1.0);
         let single = (1.0 - fu).powi(2);
         let level = ((h / floor).ln() / 4f64.ln()).min(1.25);
         let breadth = topics::breadth(&e.topics);
@@ -256,7 +277,8 @@ pub fn assess_with(e: &Evidence, now_ms: i64, cfg: &DetectConfig, collect: bool)
         let breadth_factor = if reasoning_harvest {
             1.0
         } else {
-            ((breadth - 0.3) / 0.35).clamp(0.25, 1.0)
+            // unknown breadth (unclassified language) counts as fairly broad
+            breadth.map_or(0.75, |b| ((b - 0.3) / 0.35).clamp(0.25, 1.0))
         };
         a.add(
             4.0 * level * single * span * breadth_factor,
@@ -265,27 +287,55 @@ pub fn assess_with(e: &Evidence, now_ms: i64, cfg: &DetectConfig, collect: bool)
                 hours: cfg.rate_half_life_hours * 1.44,
                 novel_frac: frac(e.novel),
                 n: e.n,
-                breadth,
+                breadth: breadth.unwrap_or(-1.0),
             },
         );
     }
-    // output / input token ratio and long single-turn answers
-    if e.settled >= 10 && e.in_tokens > 0 {
-        let oi = e.out_tokens as f64 / e.in_tokens as f64;
+    // one-template traffic (pipelines, benchmark harnesses) covers a narrow slice
+    let ftpl = frac(e.templated);
+    a.add(
+        -0.75 * ((ftpl - 0.8) / 0.15).clamp(0.0, 1.0) * conf(20.0),
+        Reason::OneTemplate { frac: ftpl },
+    );
+    // sustained templated reasoning harvest (a reasoning-eliciting template run around
+    // the clock, as opposed to a benchmark run once in a burst)
+    let hr = e.reasoning_harvest.value_at(now_ms, hl);
+    if hr > floor {
+        let active = e.active_hours_48(now_ms);
+        let sustained = ((f64::from(active) - 6.0) / 12.0).clamp(0.0, 1.0);
+        let level = ((hr / floor).ln() / 4f64.ln()).min(1.25);
         a.add(
-            ((oi - 4.0) / 6.0).clamp(0.0, 1.0),
+            3.0 * level * sustained * (1.0 - fu).powi(2),
+            Reason::TemplatedReasoningHarvest {
+                tokens: hr,
+                active_hours: active,
+            },
+        );
+    }
+    // long answers: output/input token ratio or mean single-turn answer length (one term:
+    // both measure the same thing)
+    let ratio_w = if e.settled >= 10 && e.in_tokens > 0 {
+        let oi = e.out_tokens as f64 / e.in_tokens as f64;
+        (((oi - 4.0) / 6.0).clamp(0.0, 1.0), oi)
+    } else {
+        (0.0, 0.0)
+    };
+    let mean_w = if e.single_settled >= 20 {
+        let mean = e.single_out_tokens as f64 / f64::from(e.single_settled);
+        (((mean - 450.0) / 600.0).clamp(0.0, 1.0), mean)
+    } else {
+        (0.0, 0.0)
+    };
+    if ratio_w.0 >= mean_w.0 {
+        a.add(
+            ratio_w.0,
             Reason::OutputRatio {
-                ratio: oi,
+                ratio: ratio_w.1,
                 out_tokens: e.out_tokens,
             },
         );
-    }
-    if e.single_settled >= 20 {
-        let mean = e.single_out_tokens as f64 / f64::from(e.single_settled);
-        a.add(
-            ((mean - 450.0) / 600.0).clamp(0.0, 1.0),
-            Reason::LongAnswers { mean },
-        );
+    } else {
+        a.add(mean_w.0, Reason::LongAnswers { mean: mean_w.1 });
     }
     // machine cadence
     let span_h = (e.last_ts - e.first_ts) as f64 / HOUR_MS;
@@ -320,12 +370,12 @@ pub fn assess_with(e: &Evidence, now_ms: i64, cfg: &DetectConfig, collect: bool)
 pub fn request_adjustment(f: &RequestFeatures) -> f64 {
     let mut z = 0.0;
     if f.reasoning >= reasoning::STRONG || f.thinking_budget >= 1024 {
-        z += 0.8;
+        z += 0.4;
     } else if f.reasoning >= reasoning::MEDIUM {
-        z += 0.4;
+        z += 0.2;
     }
-    if f.shape.any() || f.grader {
-        z += 0.4;
+    if f.shape.score() >= 1.0 || f.grader {
+        z += 0.2;
     }
     if f.followup || f.agent {
         z -= 1.0;

@@ -131,6 +131,14 @@ pub struct MessageView<'a> {
     pub content: Option<ContentView<'a>>,
 }
 
+/// Anthropic request `metadata`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct MetadataView<'a> {
+    /// End-user id.
+    #[serde(borrow, default)]
+    pub user_id: Option<Cow<'a, str>>,
+}
+
 /// A tool definition (only its name matters).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ToolView<'a> {
@@ -153,6 +161,12 @@ pub struct FunctionView<'a> {
 /// The fields of a request body that the detection signals read. Unknown fields are skipped.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct RequestView<'a> {
+    /// OpenAI end-user id (`user`), set by platforms serving many end users.
+    #[serde(borrow, default)]
+    pub user: Option<Cow<'a, str>>,
+    /// Anthropic `metadata` (its `user_id` is the end-user id).
+    #[serde(borrow, default)]
+    pub metadata: Option<MetadataView<'a>>,
     /// Chat messages (OpenAI chat, Anthropic messages).
     #[serde(borrow, default)]
     pub messages: Option<Vec<MessageView<'a>>>,

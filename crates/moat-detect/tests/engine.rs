@@ -423,3 +423,67 @@ fn account_state_is_bounded() {
     assert!(std::mem::size_of::<moat_detect::evidence::Evidence>() < 512);
     assert!(after_40k < after_20k * 3.0, "{after_20k} -> {after_40k}");
 }
+
+#[test]
+fn sustained_templated_reasoning_harvest_is_caught_but_a_cot_benchmark_burst_is_not() {
+    let tpl = |p: &str| {
+        format!("Implement the following function completely. Think step by step and explain your approach in detail.\n\n{p}")
+    };
+    // attacker: old verified account, one template, around the clock for two days
+    let mut e = Engine::new(DetectConfig::default());
+    e.upsert_account(meta("t", T0 - 400 * DAY, true));
+    let mut rng = Rng(31);
+    let mut late_restricted = 0;
+    for i in 0..600i64 {
+        let req = chat(
+            Some("You are an expert software engineer with access to tools."),
+            &tpl(&broad_prompt(&mut rng)),
+        );
+        let d = step(
+            &mut e,
+            &event(T0 + i * 5 * MIN, "t", "198.51.100.90", req),
+            3300,
+        );
+        late_restricted += usize::from(i >= 400 && restricted(&d));
+    }
+    assert!(late_restricted > 150, "{late_restricted}");
+
+    // researcher: same kind of template, 500 problems in two hours, once
+    let mut e = Engine::new(DetectConfig::default());
+    e.upsert_account(meta("r", T0 - 400 * DAY, true));
+    for i in 0..500i64 {
+        let req = chat(None, &tpl(&broad_prompt(&mut rng)));
+        let d = step(
+            &mut e,
+            &event(T0 + i * 15_000, "r", "198.51.100.91", req),
+            1200,
+        );
+        assert!(!restricted(&d), "request {i}: {d:?}");
+    }
+}
+
+#[test]
+fn single_turn_app_with_diurnal_users_is_not_restricted() {
+    let mut e = Engine::new(DetectConfig::default());
+    e.upsert_account(meta("qa", T0 - 300 * DAY, true));
+    let sys =
+        "You are Quill, the writing assistant inside the Quill editor. Be concise and helpful.";
+    let mut rng = Rng(41);
+    for day in 0..5i64 {
+        for k in 0..600i64 {
+            // 06:00-22:00 only, about 37 requests an hour
+            let ts = T0 + day * DAY + 6 * HOUR + k * (16 * HOUR / 600);
+            let d = step(
+                &mut e,
+                &event(
+                    ts,
+                    "qa",
+                    "198.51.100.92",
+                    chat(Some(sys), &broad_prompt(&mut rng)),
+                ),
+                320,
+            );
+            assert!(!restricted(&d), "day {day} request {k}: {d:?}");
+        }
+    }
+}

@@ -19,7 +19,9 @@ use std::{
 };
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn cpu_ticks(pid: &str) -> Option<u64> {
@@ -38,24 +40,33 @@ fn ticks_per_second() -> f64 {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let url = arg(&args, "--url").unwrap_or_else(|| "http://127.0.0.1:8080/v1/chat/completions".into());
+    let url =
+        arg(&args, "--url").unwrap_or_else(|| "http://127.0.0.1:8080/v1/chat/completions".into());
     let key = arg(&args, "--key").unwrap_or_default();
-    let concurrency: usize = arg(&args, "--concurrency").and_then(|s| s.parse().ok()).unwrap_or(64);
-    let total: usize = arg(&args, "--requests").and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let concurrency: usize = arg(&args, "--concurrency")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
+    let total: usize = arg(&args, "--requests")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
     let stream = args.iter().any(|a| a == "--stream");
     let pid = arg(&args, "--pid");
-    let body = if url.ends_with("/v1/messages") {
-        format!(r#"{{"model":"demo-echo","max_tokens":32,"stream":{stream},"messages":[{{"role":"user","content":"Summarise the plot of a short story about a lighthouse keeper."}}]}}"#)
-    } else {
-        format!(r#"{{"model":"demo-echo","max_tokens":32,"stream":{stream},"messages":[{{"role":"user","content":"Summarise the plot of a short story about a lighthouse keeper."}}]}}"#)
-    };
+    // Valid for both APIs (Anthropic requires max_tokens; OpenAI accepts it).
+    let body = format!(
+        r#"{{"model":"demo-echo","max_tokens":32,"stream":{stream},"messages":[{{"role":"user","content":"Summarise the plot of a short story about a lighthouse keeper."}}]}}"#
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
         .expect("client");
     // Warm up connections.
     for _ in 0..concurrency.min(total) {
-        let _ = client.post(&url).bearer_auth(&key).body(body.clone()).send().await;
+        let _ = client
+            .post(&url)
+            .bearer_auth(&key)
+            .body(body.clone())
+            .send()
+            .await;
     }
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
@@ -63,8 +74,14 @@ async fn main() {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, key, body, next, errors) =
-            (client.clone(), url.clone(), key.clone(), body.clone(), next.clone(), errors.clone());
+        let (client, url, key, body, next, errors) = (
+            client.clone(),
+            url.clone(),
+            key.clone(),
+            body.clone(),
+            next.clone(),
+            errors.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < total {

@@ -7,7 +7,10 @@ use ipnet::IpNet;
 
 /// The API key of a request: `Authorization: Bearer <key>` or `x-api-key: <key>`.
 pub fn api_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let v = v.trim();
         let token = v
             .strip_prefix("Bearer ")
@@ -34,7 +37,9 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
     }
     let mut chosen = peer_ip;
     for value in headers.get_all("x-forwarded-for") {
-        let Ok(s) = value.to_str() else { return peer_ip };
+        let Ok(s) = value.to_str() else {
+            return peer_ip;
+        };
         for part in s.split(',').rev() {
             match part.trim().parse::<IpAddr>() {
                 Ok(ip) => {
@@ -72,9 +77,18 @@ mod tests {
 
     #[test]
     fn key_from_either_header() {
-        assert_eq!(api_key(&headers(&[("authorization", "Bearer abc")])), Some("abc"));
+        assert_eq!(
+            api_key(&headers(&[("authorization", "Bearer abc")])),
+            Some("abc")
+        );
         assert_eq!(api_key(&headers(&[("x-api-key", "xyz")])), Some("xyz"));
-        assert_eq!(api_key(&headers(&[("authorization", "Basic abc"), ("x-api-key", "k")])), Some("k"));
+        assert_eq!(
+            api_key(&headers(&[
+                ("authorization", "Basic abc"),
+                ("x-api-key", "k")
+            ])),
+            Some("k")
+        );
         assert_eq!(api_key(&headers(&[("authorization", "Bearer ")])), None);
         assert_eq!(api_key(&HeaderMap::new()), None);
     }
@@ -83,10 +97,19 @@ mod tests {
     fn forwarded_for_only_from_trusted_proxies() {
         let peer: SocketAddr = "10.0.0.5:1234".parse().unwrap();
         let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.7")]);
-        assert_eq!(client_ip(peer, &h, &[]), "10.0.0.5".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, &h, &[]),
+            "10.0.0.5".parse::<IpAddr>().unwrap()
+        );
         let trusted = ["10.0.0.0/8".parse().unwrap()];
-        assert_eq!(client_ip(peer, &h, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
         let mapped: SocketAddr = "[::ffff:127.0.0.1]:1".parse().unwrap();
-        assert_eq!(client_ip(mapped, &h, &[]), "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(mapped, &h, &[]),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -129,15 +129,16 @@ impl GatewayError {
             InvalidJson(_) | InvalidRequest(_) | ExceedsLimit { .. } => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             MissingKey | InvalidKey | KeyRevoked | KeyExpired => StatusCode::UNAUTHORIZED,
-            AccountDisabled | IpNotAllowed | ModelNotAllowed(_) | LogprobsNotAllowed | Blocked(_) => {
-                StatusCode::FORBIDDEN
-            }
+            AccountDisabled | IpNotAllowed | ModelNotAllowed(_) | LogprobsNotAllowed
+            | Blocked(_) => StatusCode::FORBIDDEN,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             UpstreamUnreachable(_) | UpstreamBadResponse(_) => StatusCode::BAD_GATEWAY,
             UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Upstream { status, .. } => StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+            Upstream { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
             Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -182,15 +183,21 @@ impl GatewayError {
     fn openai_type(&self) -> &'static str {
         use GatewayError::*;
         match self {
-            InvalidJson(_) | InvalidRequest(_) | BodyTooLarge { .. } | ExceedsLimit { .. } | NotFound(_)
+            InvalidJson(_)
+            | InvalidRequest(_)
+            | BodyTooLarge { .. }
+            | ExceedsLimit { .. }
+            | NotFound(_)
             | MethodNotAllowed => "invalid_request_error",
             MissingKey | InvalidKey | KeyRevoked | KeyExpired => "authentication_error",
-            AccountDisabled | IpNotAllowed | ModelNotAllowed(_) | LogprobsNotAllowed | Blocked(_) => {
-                "permission_error"
-            }
+            AccountDisabled | IpNotAllowed | ModelNotAllowed(_) | LogprobsNotAllowed
+            | Blocked(_) => "permission_error",
             RateLimited { .. } => "rate_limit_error",
             Upstream { .. } => "upstream_error",
-            UpstreamUnreachable(_) | UpstreamTimeout(_) | UpstreamBadResponse(_) | Unavailable(_)
+            UpstreamUnreachable(_)
+            | UpstreamTimeout(_)
+            | UpstreamBadResponse(_)
+            | Unavailable(_)
             | Internal(_) => "api_error",
         }
     }
@@ -199,26 +206,32 @@ impl GatewayError {
     fn anthropic_type(&self) -> &'static str {
         use GatewayError::*;
         match self {
-            InvalidJson(_) | InvalidRequest(_) | ExceedsLimit { .. } | MethodNotAllowed => "invalid_request_error",
+            InvalidJson(_) | InvalidRequest(_) | ExceedsLimit { .. } | MethodNotAllowed => {
+                "invalid_request_error"
+            }
             BodyTooLarge { .. } => "request_too_large",
             MissingKey | InvalidKey | KeyRevoked | KeyExpired => "authentication_error",
-            AccountDisabled | IpNotAllowed | ModelNotAllowed(_) | LogprobsNotAllowed | Blocked(_) => {
-                "permission_error"
-            }
+            AccountDisabled | IpNotAllowed | ModelNotAllowed(_) | LogprobsNotAllowed
+            | Blocked(_) => "permission_error",
             NotFound(_) => "not_found_error",
             RateLimited { .. } => "rate_limit_error",
             Upstream { .. } => "upstream_error",
             Unavailable(_) => "overloaded_error",
-            UpstreamUnreachable(_) | UpstreamTimeout(_) | UpstreamBadResponse(_) | Internal(_) => "api_error",
+            UpstreamUnreachable(_) | UpstreamTimeout(_) | UpstreamBadResponse(_) | Internal(_) => {
+                "api_error"
+            }
         }
     }
 
     /// The message shown to the client. Internal details are not exposed.
     fn client_message(&self) -> String {
         match self {
-            GatewayError::Upstream { body, status } => upstream_message(body)
-                .unwrap_or_else(|| format!("upstream returned HTTP {status}")),
-            GatewayError::Blocked(reason) if !reason.is_empty() => format!("request refused by policy: {reason}"),
+            GatewayError::Upstream { body, status } => {
+                upstream_message(body).unwrap_or_else(|| format!("upstream returned HTTP {status}"))
+            }
+            GatewayError::Blocked(reason) if !reason.is_empty() => {
+                format!("request refused by policy: {reason}")
+            }
             GatewayError::UpstreamUnreachable(_) => "upstream unreachable".to_string(),
             GatewayError::UpstreamBadResponse(_) => "bad response from upstream".to_string(),
             other => other.to_string(),
@@ -255,16 +268,28 @@ impl GatewayError {
         let mut resp = Response::new(Body::from(body));
         *resp.status_mut() = self.status();
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         h.insert(
             ERROR_SOURCE_HEADER,
-            HeaderValue::from_static(if self.from_upstream() { "upstream" } else { "gateway" }),
+            HeaderValue::from_static(if self.from_upstream() {
+                "upstream"
+            } else {
+                "gateway"
+            }),
         );
         match self {
-            GatewayError::RateLimited { retry_after_secs, .. } => {
+            GatewayError::RateLimited {
+                retry_after_secs, ..
+            } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            GatewayError::MissingKey | GatewayError::InvalidKey | GatewayError::KeyRevoked | GatewayError::KeyExpired => {
+            GatewayError::MissingKey
+            | GatewayError::InvalidKey
+            | GatewayError::KeyRevoked
+            | GatewayError::KeyExpired => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
@@ -352,10 +377,22 @@ mod tests {
             (IpNotAllowed, 403),
             (ModelNotAllowed("m".into()), 403),
             (LogprobsNotAllowed, 403),
-            (RateLimited { limit: "requests_per_minute", retry_after_secs: 3 }, 429),
+            (
+                RateLimited {
+                    limit: "requests_per_minute",
+                    retry_after_secs: 3,
+                },
+                429,
+            ),
             (UpstreamUnreachable("x".into()), 502),
             (UpstreamTimeout(Duration::from_secs(1)), 504),
-            (Upstream { status: 418, body: Bytes::new() }, 418),
+            (
+                Upstream {
+                    status: 418,
+                    body: Bytes::new(),
+                },
+                418,
+            ),
         ];
         for (e, s) in cases {
             assert_eq!(e.status().as_u16(), s, "{e:?}");
@@ -364,7 +401,11 @@ mod tests {
 
     #[test]
     fn rate_limit_sets_retry_after() {
-        let r = GatewayError::RateLimited { limit: "tokens_per_minute", retry_after_secs: 7 }.to_response(Flavor::OpenAi);
+        let r = GatewayError::RateLimited {
+            limit: "tokens_per_minute",
+            retry_after_secs: 7,
+        }
+        .to_response(Flavor::OpenAi);
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()[header::RETRY_AFTER], "7");
         assert_eq!(r.headers()[ERROR_SOURCE_HEADER], "gateway");
@@ -372,8 +413,13 @@ mod tests {
 
     #[test]
     fn upstream_errors_are_marked_and_keep_message() {
-        let raw = Bytes::from_static(br#"{"error":{"message":"model overloaded","type":"server_error"}}"#);
-        let e = GatewayError::Upstream { status: 503, body: raw };
+        let raw = Bytes::from_static(
+            br#"{"error":{"message":"model overloaded","type":"server_error"}}"#,
+        );
+        let e = GatewayError::Upstream {
+            status: 503,
+            body: raw,
+        };
         let b = e.body(Flavor::OpenAi);
         assert_eq!(b["error"]["type"], "upstream_error");
         assert_eq!(b["error"]["message"], "model overloaded");
@@ -382,13 +428,20 @@ mod tests {
         let r = e.to_response(Flavor::Anthropic);
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()[ERROR_SOURCE_HEADER], "upstream");
-        let e = GatewayError::Upstream { status: 500, body: Bytes::from_static(b"<html>") };
-        assert_eq!(e.body(Flavor::Anthropic)["error"]["message"], "upstream returned HTTP 500");
+        let e = GatewayError::Upstream {
+            status: 500,
+            body: Bytes::from_static(b"<html>"),
+        };
+        assert_eq!(
+            e.body(Flavor::Anthropic)["error"]["message"],
+            "upstream returned HTTP 500"
+        );
     }
 
     #[test]
     fn internal_details_are_hidden() {
-        let b = GatewayError::UpstreamUnreachable("connect 10.0.0.1:443 refused".into()).body(Flavor::OpenAi);
+        let b = GatewayError::UpstreamUnreachable("connect 10.0.0.1:443 refused".into())
+            .body(Flavor::OpenAi);
         assert_eq!(b["error"]["message"], "upstream unreachable");
     }
 }

@@ -7,11 +7,7 @@
 //! through the batched [`moat_store::AuditHandle`]), updates the metrics, and
 //! gives back or settles any limiter reservation still held.
 
-use std::{
-    net::IpAddr,
-    sync::Arc,
-    time::Instant,
-};
+use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -178,15 +174,18 @@ impl Exchange {
             .outcome
             .input_tokens
             .unwrap_or_else(|| moat_limits::estimate_prompt_tokens(self.body.len()));
-        let output = self
-            .outcome
-            .output_tokens
-            .unwrap_or(self.outcome.text_events.max(self.outcome.text_bytes.div_ceil(4)));
+        let output = self.outcome.output_tokens.unwrap_or(
+            self.outcome
+                .text_events
+                .max(self.outcome.text_bytes.div_ceil(4)),
+        );
         (input, output)
     }
 
     fn generated_anything(&self) -> bool {
-        self.outcome.output_tokens.is_some() || self.outcome.text_bytes > 0 || self.outcome.input_tokens.is_some()
+        self.outcome.output_tokens.is_some()
+            || self.outcome.text_bytes > 0
+            || self.outcome.input_tokens.is_some()
     }
 
     /// Settles (or releases, when nothing was generated) the reservation now.
@@ -228,7 +227,11 @@ impl Exchange {
         }
         let latency = self.started.elapsed();
         // Upstream numbers where given; estimates where a stream broke off early.
-        let (input, output) = if self.generated_anything() { self.tokens_used() } else { (0, 0) };
+        let (input, output) = if self.generated_anything() {
+            self.tokens_used()
+        } else {
+            (0, 0)
+        };
         metrics::request(self.api, self.status, latency, input, output);
         if let (Some(inspector), Some(account)) = (&self.gw.inspector, &self.account) {
             inspector.observe(&InspectOutcome {
@@ -274,7 +277,8 @@ impl Exchange {
             finish_reason: self.outcome.finish_reason.take(),
             input_tokens: input,
             output_tokens: output,
-            response_text: (!self.outcome.text.is_empty()).then(|| std::mem::take(&mut self.outcome.text)),
+            response_text: (!self.outcome.text.is_empty())
+                .then(|| std::mem::take(&mut self.outcome.text)),
             latency_ms: latency.as_millis() as u64,
             error: self.error.map(str::to_string),
             decision: self.decision.take(),

@@ -17,10 +17,10 @@ pub struct Upstream {
     pub client: reqwest::Client,
     /// Base URL without `/v1`.
     pub base: String,
-    chat: String,
-    completions: String,
-    models: String,
-    messages: String,
+    chat: reqwest::Url,
+    completions: reqwest::Url,
+    models: reqwest::Url,
+    messages: reqwest::Url,
     /// `Authorization: Bearer <upstream key>`.
     pub bearer: Option<HeaderValue>,
     /// `x-api-key: <upstream key>`.
@@ -42,7 +42,8 @@ impl Upstream {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("moat/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &u.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("upstream.ca_file {}: {e}", ca.display()))?;
+            let pem = std::fs::read(ca)
+                .map_err(|e| anyhow::anyhow!("upstream.ca_file {}: {e}", ca.display()))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| anyhow::anyhow!("upstream.ca_file {}: {e}", ca.display()))?;
             if certs.is_empty() {
@@ -54,27 +55,37 @@ impl Upstream {
         }
         let client = builder.build()?;
         let header = |v: String| -> anyhow::Result<HeaderValue> {
-            let mut h = HeaderValue::from_str(&v).map_err(|_| anyhow::anyhow!("upstream.api_key contains invalid characters"))?;
+            let mut h = HeaderValue::from_str(&v)
+                .map_err(|_| anyhow::anyhow!("upstream.api_key contains invalid characters"))?;
             h.set_sensitive(true);
             Ok(h)
         };
         let key = u.api_key.as_ref().map(|k| k.expose().to_string());
+        // Parsed once: cloning a Url is much cheaper than parsing it per request.
+        let url = |api: Api| -> anyhow::Result<reqwest::Url> {
+            reqwest::Url::parse(&format!("{base}{}", api.path()))
+                .map_err(|e| anyhow::anyhow!("upstream.base_url {base:?}: {e}"))
+        };
         Ok(Upstream {
             client,
             base: base.to_string(),
-            chat: format!("{base}{}", Api::OpenAiChat.path()),
-            completions: format!("{base}{}", Api::OpenAiCompletions.path()),
-            models: format!("{base}{}", Api::OpenAiModels.path()),
-            messages: format!("{base}{}", Api::AnthropicMessages.path()),
-            bearer: key.clone().map(|k| header(format!("Bearer {k}"))).transpose()?,
+            chat: url(Api::OpenAiChat)?,
+            completions: url(Api::OpenAiCompletions)?,
+            models: url(Api::OpenAiModels)?,
+            messages: url(Api::AnthropicMessages)?,
+            bearer: key
+                .clone()
+                .map(|k| header(format!("Bearer {k}")))
+                .transpose()?,
             x_api_key: key.map(header).transpose()?,
-            anthropic_version: HeaderValue::from_str(&u.anthropic_version)
-                .map_err(|_| anyhow::anyhow!("upstream.anthropic_version contains invalid characters"))?,
+            anthropic_version: HeaderValue::from_str(&u.anthropic_version).map_err(|_| {
+                anyhow::anyhow!("upstream.anthropic_version contains invalid characters")
+            })?,
         })
     }
 
     /// URL of `api` on the upstream.
-    pub fn url(&self, api: Api) -> &str {
+    pub fn url(&self, api: Api) -> &reqwest::Url {
         match api {
             Api::OpenAiChat => &self.chat,
             Api::OpenAiCompletions => &self.completions,
@@ -104,7 +115,9 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("upstream", &self.upstream.base).finish_non_exhaustive()
+        f.debug_struct("Gateway")
+            .field("upstream", &self.upstream.base)
+            .finish_non_exhaustive()
     }
 }
 

@@ -59,6 +59,7 @@ pub struct InspectOutcome<'a> {
 pub trait RequestInspector: Send + Sync + 'static {
     /// Decides on a request before it is forwarded.
     fn inspect(&self, req: &InspectRequest<'_>) -> Inspection;
-    /// Learns the outcome of an exchange that was forwarded.
+    /// Learns the outcome of every exchange of an authenticated account, refused
+    /// ones included (status 4xx), once its response is complete.
     fn observe(&self, _outcome: &InspectOutcome<'_>) {}
 }

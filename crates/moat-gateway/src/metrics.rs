@@ -18,7 +18,8 @@ use crate::api::Api;
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 120.0, 300.0,
 ];
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
@@ -39,11 +40,26 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 fn describe() {
-    metrics::describe_counter!("moat_requests_total", "Requests answered, by API and HTTP status");
-    metrics::describe_histogram!("moat_request_duration_seconds", "Time from arrival to the end of the response");
-    metrics::describe_histogram!("moat_upstream_duration_seconds", "Time until the upstream's response headers");
-    metrics::describe_counter!("moat_tokens_total", "Tokens, by API and direction (input/output)");
-    metrics::describe_counter!("moat_rejections_total", "Requests refused by the gateway, by reason");
+    metrics::describe_counter!(
+        "moat_requests_total",
+        "Requests answered, by API and HTTP status"
+    );
+    metrics::describe_histogram!(
+        "moat_request_duration_seconds",
+        "Time from arrival to the end of the response"
+    );
+    metrics::describe_histogram!(
+        "moat_upstream_duration_seconds",
+        "Time until the upstream's response headers"
+    );
+    metrics::describe_counter!(
+        "moat_tokens_total",
+        "Tokens, by API and direction (input/output)"
+    );
+    metrics::describe_counter!(
+        "moat_rejections_total",
+        "Requests refused by the gateway, by reason"
+    );
 }
 
 /// Renders the metrics in the Prometheus text format.
@@ -82,19 +98,24 @@ fn status_label(status: u16) -> &'static str {
 /// Records a finished exchange.
 pub fn request(api: Api, status: u16, latency: Duration, input: u64, output: u64) {
     let name = api.name();
-    metrics::counter!("moat_requests_total", "api" => name, "status" => status_label(status)).increment(1);
-    metrics::histogram!("moat_request_duration_seconds", "api" => name).record(latency.as_secs_f64());
+    metrics::counter!("moat_requests_total", "api" => name, "status" => status_label(status))
+        .increment(1);
+    metrics::histogram!("moat_request_duration_seconds", "api" => name)
+        .record(latency.as_secs_f64());
     if input > 0 {
-        metrics::counter!("moat_tokens_total", "api" => name, "direction" => "input").increment(input);
+        metrics::counter!("moat_tokens_total", "api" => name, "direction" => "input")
+            .increment(input);
     }
     if output > 0 {
-        metrics::counter!("moat_tokens_total", "api" => name, "direction" => "output").increment(output);
+        metrics::counter!("moat_tokens_total", "api" => name, "direction" => "output")
+            .increment(output);
     }
 }
 
 /// Records the upstream's time to response headers.
 pub fn upstream(api: Api, elapsed: Duration) {
-    metrics::histogram!("moat_upstream_duration_seconds", "api" => api.name()).record(elapsed.as_secs_f64());
+    metrics::histogram!("moat_upstream_duration_seconds", "api" => api.name())
+        .record(elapsed.as_secs_f64());
 }
 
 /// Records a request refused by the gateway.

@@ -170,8 +170,12 @@ impl OpsError {
 impl From<StoreError> for OpsError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::AccountNotFound(_) | StoreError::KeyNotFound(_) => OpsError::NotFound(e.to_string()),
-            StoreError::AccountExists(_) | StoreError::KeyState { .. } => OpsError::Conflict(e.to_string()),
+            StoreError::AccountNotFound(_) | StoreError::KeyNotFound(_) => {
+                OpsError::NotFound(e.to_string())
+            }
+            StoreError::AccountExists(_) | StoreError::KeyState { .. } => {
+                OpsError::Conflict(e.to_string())
+            }
             StoreError::Invalid { .. } => OpsError::Invalid(e.to_string()),
             other => OpsError::Store(other.to_string()),
         }
@@ -184,8 +188,11 @@ pub fn parse_expiry(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, OpsErr
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let d = parse_duration(s).map_err(|e| OpsError::Invalid(format!("expires: {e}; use e.g. 30d or an RFC 3339 time")))?;
-    let d = chrono::Duration::from_std(d).map_err(|_| OpsError::Invalid("expires: too far in the future".into()))?;
+    let d = parse_duration(s).map_err(|e| {
+        OpsError::Invalid(format!("expires: {e}; use e.g. 30d or an RFC 3339 time"))
+    })?;
+    let d = chrono::Duration::from_std(d)
+        .map_err(|_| OpsError::Invalid("expires: too far in the future".into()))?;
     now.checked_add_signed(d)
         .ok_or_else(|| OpsError::Invalid("expires: too far in the future".into()))
 }
@@ -196,21 +203,33 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, OpsErro
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let d = parse_duration(s).map_err(|e| OpsError::Invalid(format!("{e}; use an RFC 3339 time or e.g. 24h")))?;
-    let d = chrono::Duration::from_std(d).map_err(|_| OpsError::Invalid("duration too large".into()))?;
-    now.checked_sub_signed(d).ok_or_else(|| OpsError::Invalid("duration too large".into()))
+    let d = parse_duration(s)
+        .map_err(|e| OpsError::Invalid(format!("{e}; use an RFC 3339 time or e.g. 24h")))?;
+    let d = chrono::Duration::from_std(d)
+        .map_err(|_| OpsError::Invalid("duration too large".into()))?;
+    now.checked_sub_signed(d)
+        .ok_or_else(|| OpsError::Invalid("duration too large".into()))
 }
 
 /// Creates an account.
 pub async fn create_account(store: &Store, req: CreateAccount) -> Result<Account, OpsError> {
     if let Some(id) = &req.id {
-        if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+        if id.is_empty()
+            || id.len() > 128
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
             return Err(OpsError::Invalid(format!(
                 "account id {id:?}: use 1-128 characters from [A-Za-z0-9_.-]"
             )));
         }
     }
-    let name = req.name.clone().or_else(|| req.id.clone()).unwrap_or_default();
+    let name = req
+        .name
+        .clone()
+        .or_else(|| req.id.clone())
+        .unwrap_or_default();
     Ok(store
         .create_account(NewAccount {
             id: req.id,
@@ -229,8 +248,16 @@ pub async fn create_account(store: &Store, req: CreateAccount) -> Result<Account
 }
 
 /// Creates a key; returns it with its secret token.
-pub async fn create_key(store: &Store, req: CreateKey, now: DateTime<Utc>) -> Result<NewKey, OpsError> {
-    let expires_at = req.expires.as_deref().map(|e| parse_expiry(e, now)).transpose()?;
+pub async fn create_key(
+    store: &Store,
+    req: CreateKey,
+    now: DateTime<Utc>,
+) -> Result<NewKey, OpsError> {
+    let expires_at = req
+        .expires
+        .as_deref()
+        .map(|e| parse_expiry(e, now))
+        .transpose()?;
     let mut ip_allow = Vec::with_capacity(req.ip_allow.len());
     for c in &req.ip_allow {
         ip_allow.push(parse_cidr(c).map_err(|e| OpsError::Invalid(format!("ip_allow: {e}")))?);
@@ -242,7 +269,9 @@ pub async fn create_key(store: &Store, req: CreateKey, now: DateTime<Utc>) -> Re
             .collect::<Vec<_>>()
     });
     if models.as_ref().is_some_and(Vec::is_empty) {
-        return Err(OpsError::Invalid("models: give at least one model, or omit it to allow all".into()));
+        return Err(OpsError::Invalid(
+            "models: give at least one model, or omit it to allow all".into(),
+        ));
     }
     let spec = KeySpec {
         expires_at,
@@ -259,8 +288,14 @@ pub async fn create_key(store: &Store, req: CreateKey, now: DateTime<Utc>) -> Re
 }
 
 /// Rotates a key: a new key with the same scopes; the old one works for `grace` more.
-pub async fn rotate_key(store: &Store, id: &str, req: RotateKey, now: DateTime<Utc>) -> Result<NewKey, OpsError> {
-    let grace = parse_duration(req.grace.as_deref().unwrap_or("24h")).map_err(|e| OpsError::Invalid(format!("grace: {e}")))?;
+pub async fn rotate_key(
+    store: &Store,
+    id: &str,
+    req: RotateKey,
+    now: DateTime<Utc>,
+) -> Result<NewKey, OpsError> {
+    let grace = parse_duration(req.grace.as_deref().unwrap_or("24h"))
+        .map_err(|e| OpsError::Invalid(format!("grace: {e}")))?;
     let (rec, secret) = store.rotate_key(id, grace).await?;
     Ok(NewKey {
         key: KeyView::new(&rec, now),
@@ -274,9 +309,17 @@ mod tests {
 
     #[test]
     fn expiry_parses_durations_and_times() {
-        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
-        assert_eq!(ts(parse_expiry("30d", now).unwrap()), "2026-01-31T00:00:00Z");
-        assert_eq!(ts(parse_expiry("2026-02-01T00:00:00Z", now).unwrap()), "2026-02-01T00:00:00Z");
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            ts(parse_expiry("30d", now).unwrap()),
+            "2026-01-31T00:00:00Z"
+        );
+        assert_eq!(
+            ts(parse_expiry("2026-02-01T00:00:00Z", now).unwrap()),
+            "2026-02-01T00:00:00Z"
+        );
         assert!(parse_expiry("soon", now).is_err());
         assert_eq!(ts(parse_since("24h", now).unwrap()), "2025-12-31T00:00:00Z");
     }

@@ -44,7 +44,8 @@ pub struct Running {
 }
 
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
-    let l = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} ({what})"))?;
+    let l = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} ({what})"))?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
@@ -68,7 +69,11 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
             let addr = moat_demo_upstream::spawn(
                 SocketAddr::from(([127, 0, 0, 1], 0)),
                 moat_demo_upstream::DemoOptions {
-                    required_key: config.upstream.api_key.as_ref().map(|k| k.expose().to_string()),
+                    required_key: config
+                        .upstream
+                        .api_key
+                        .as_ref()
+                        .map(|k| k.expose().to_string()),
                 },
             )
             .await
@@ -108,7 +113,10 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
     });
 
     let addr = main_listener.local_addr()?;
-    let admin_addr = admin_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let admin_addr = admin_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
     let mut handles = Vec::new();
     let mut servers = Vec::new();
 
@@ -134,8 +142,11 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
     handles.push(main_handle);
     if let Some(l) = admin_listener {
         let h = Handle::new();
-        let app = routes::admin(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum_server::from_tcp(l).acceptor(NoDelayAcceptor::new()).handle(h.clone());
+        let app =
+            routes::admin(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum_server::from_tcp(l)
+            .acceptor(NoDelayAcceptor::new())
+            .handle(h.clone());
         servers.push(tokio::spawn(server.serve(app)));
         handles.push(h);
     }
@@ -183,7 +194,10 @@ impl Running {
     }
 
     /// Runs until `signal` resolves (or a listener dies), then shuts down gracefully.
-    pub async fn run_until(mut self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let mut servers = std::mem::take(&mut self.servers);
         let died = async {
             let (res, _, _) = futures::future::select_all(servers.iter_mut()).await;

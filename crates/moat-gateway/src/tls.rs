@@ -19,11 +19,13 @@ pub fn ensure_crypto_provider() {
 /// Loads the certificate chain and private key (PEM) for TLS termination.
 pub async fn server_config(tls: &TlsConfig) -> anyhow::Result<RustlsConfig> {
     ensure_crypto_provider();
-    RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot load TLS certificate {} / key {}: {e}",
-            tls.cert.display(),
-            tls.key.display()
-        )
-    })
+    RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot load TLS certificate {} / key {}: {e}",
+                tls.cert.display(),
+                tls.key.display()
+            )
+        })
 }

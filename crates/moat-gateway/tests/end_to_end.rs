@@ -31,15 +31,30 @@ flush_interval = "10ms"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_streams_limits_bodies_and_audits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = moat_gateway::start(config(dir.path()), ServeOptions::default()).await.expect("start");
+    let running = moat_gateway::start(config(dir.path()), ServeOptions::default())
+        .await
+        .expect("start");
     let store = running.gateway.store.clone();
-    ops::create_account(&store, CreateAccount { id: Some("a1".into()), ..Default::default() })
-        .await
-        .expect("account");
-    let key = ops::create_key(&store, CreateKey { account: "a1".into(), ..Default::default() }, chrono::Utc::now())
-        .await
-        .expect("key")
-        .secret;
+    ops::create_account(
+        &store,
+        CreateAccount {
+            id: Some("a1".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("account");
+    let key = ops::create_key(
+        &store,
+        CreateKey {
+            account: "a1".into(),
+            ..Default::default()
+        },
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("key")
+    .secret;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let chat = format!("{base}/v1/chat/completions");
@@ -67,21 +82,41 @@ async fn proxies_streams_limits_bodies_and_audits() {
     assert_eq!(r.headers()["x-accel-buffering"], "no");
     let text = r.text().await.expect("body");
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    assert!(!text.contains("\"choices\":[]"), "usage chunk leaked: {text}");
+    assert!(
+        !text.contains("\"choices\":[]"),
+        "usage chunk leaked: {text}"
+    );
 
     // Body limit, declared and chunked.
     let big = "x".repeat(4096);
-    let r = http.post(&chat).bearer_auth(&key).body(big.clone()).send().await.expect("send");
+    let r = http
+        .post(&chat)
+        .bearer_auth(&key)
+        .body(big.clone())
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 413);
     let chunks: Vec<Result<String, std::io::Error>> = vec![Ok(big.clone()), Ok(big)];
     let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
-    let r = http.post(&chat).bearer_auth(&key).body(body).send().await.expect("send");
+    let r = http
+        .post(&chat)
+        .bearer_auth(&key)
+        .body(body)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 413);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["code"], "body_too_large");
 
     // Missing key, Anthropic format.
-    let r = http.post(format!("{base}/v1/messages")).body("{}").send().await.expect("send");
+    let r = http
+        .post(format!("{base}/v1/messages"))
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["type"], "error");
@@ -90,7 +125,9 @@ async fn proxies_streams_limits_bodies_and_audits() {
     running.shutdown().await.expect("shutdown");
 
     // Every exchange is in the audit log, with stream usage.
-    let store = Store::open(&dir.path().join("moat.db").to_string_lossy()).await.expect("reopen");
+    let store = Store::open(&dir.path().join("moat.db").to_string_lossy())
+        .await
+        .expect("reopen");
     assert!(store.verify_audit().await.expect("verify").is_ok());
     let rows = store.read_audit(0, 100).await.expect("read");
     let statuses: Vec<u16> = rows.iter().map(|(_, r)| r.status).collect();
@@ -98,4 +135,90 @@ async fn proxies_streams_limits_bodies_and_audits() {
     let streamed = &rows[1].1;
     assert!(streamed.stream && streamed.output_tokens > 0 && streamed.input_tokens > 0);
     assert_eq!(streamed.finish_reason.as_deref(), Some("stop"));
+}
+
+/// A test inspector: blocks one model, tags every decision, counts outcomes.
+#[derive(Default)]
+struct TestInspector {
+    observed: std::sync::Mutex<Vec<(String, u16, u64)>>,
+}
+
+impl moat_gateway::RequestInspector for TestInspector {
+    fn inspect(&self, req: &moat_gateway::InspectRequest<'_>) -> moat_gateway::Inspection {
+        moat_gateway::Inspection {
+            block: (req.model == "blocked-model").then(|| "test rule".to_string()),
+            decision: Some(
+                json!({"action": if req.model == "blocked-model" { "block" } else { "allow" }}),
+            ),
+        }
+    }
+
+    fn observe(&self, o: &moat_gateway::InspectOutcome<'_>) {
+        if let Ok(mut v) = self.observed.lock() {
+            v.push((o.account.to_string(), o.status, o.output_tokens));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspector_hook_blocks_and_observes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inspector = std::sync::Arc::new(TestInspector::default());
+    let opts = ServeOptions {
+        inspector: Some(inspector.clone()),
+        ..Default::default()
+    };
+    let running = moat_gateway::start(config(dir.path()), opts)
+        .await
+        .expect("start");
+    let store = running.gateway.store.clone();
+    ops::create_account(
+        &store,
+        CreateAccount {
+            id: Some("a2".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("account");
+    let key = ops::create_key(
+        &store,
+        CreateKey {
+            account: "a2".into(),
+            ..Default::default()
+        },
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("key")
+    .secret;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/messages", running.addr);
+    let send = |model: &'static str| {
+        http.post(&url)
+            .header("x-api-key", &key)
+            .json(&json!({"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    assert_eq!(send("demo-echo").await.expect("send").status(), 200);
+    let r = send("blocked-model").await.expect("send");
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "request_blocked");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("test rule"));
+    running.shutdown().await.expect("shutdown");
+
+    let observed = inspector.observed.lock().expect("lock").clone();
+    assert_eq!(observed.len(), 2);
+    assert_eq!((observed[0].1, observed[1].1), (200, 403));
+    assert!(observed[0].2 > 0);
+    let store = Store::open(&dir.path().join("moat.db").to_string_lossy())
+        .await
+        .expect("reopen");
+    let rows = store.read_audit(0, 10).await.expect("read");
+    assert_eq!(rows[1].1.decision, Some(json!({"action": "block"})));
+    assert_eq!(rows[1].1.error.as_deref(), Some("request_blocked"));
 }

@@ -4,7 +4,9 @@ use std::io::Read;
 
 fn main() {
     let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).expect("read stdin");
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .expect("read stdin");
     let key = MarkKey::new("demo", *b"moat-mark demo key, not secret!!").expect("key");
     let m = Marker::new(Keyring::new(key), MarkConfig::default());
     let (out, st) = m.mark_with_stats(&text);

@@ -58,9 +58,7 @@ impl Context {
         let mut bytes = Vec::with_capacity(32);
         bytes.push(self.n as u8);
         // Left-pad missing words so "start of text" is a context of its own.
-        for _ in self.words.len()..self.n {
-            bytes.push(0);
-        }
+        bytes.resize(bytes.len() + (self.n - self.words.len()), 0);
         for w in &self.words {
             bytes.extend_from_slice(w.as_bytes());
             bytes.push(0);

@@ -43,6 +43,10 @@ pub struct Detection {
     pub log10_p: f64,
     /// z-score of the hit count, for display only.
     pub z: f64,
+    /// The null distribution: `(count, p0)` per set size among the scored positions (the hit
+    /// count is a sum of independent Binomial(count, p0)). Lets callers compute other tails,
+    /// e.g. randomised p-values, with [`crate::stats`].
+    pub null_groups: Vec<(u64, f64)>,
 }
 
 impl Detection {
@@ -122,6 +126,7 @@ pub fn detect_with(text: &str, keyring: &Keyring, cfg: MarkConfig) -> Vec<Detect
                 p_value: ln_p.exp(),
                 log10_p: ln_p / std::f64::consts::LN_10,
                 z: z_score(hits, &ps),
+                null_groups: groups.clone(),
             }
         })
         .collect()

@@ -158,9 +158,25 @@ impl<D: Decide> Engine<D> {
                     Some(t2) if t2.kind == Kind::Word && !t2.protected => {
                         let ph = format!("{lower0} {}", norm(&t2.text));
                         if let Some(m) = synonyms::lookup_phrase(&ph) {
-                            len = 3;
-                            member = Some(m);
-                            phrase = Some(ph);
+                            // "it is not" parses as "it" + "is not" (like "it isn't").
+                            let mut followed_by_not = false;
+                            if SETS[m.set as usize].c.positive {
+                                match (q.get(3), q.get(4)) {
+                                    (None, _) if !eof => return None,
+                                    (Some(t3), None) if !eof && t3.text == " " => return None,
+                                    (Some(t3), Some(t4)) => {
+                                        followed_by_not = t3.text == " "
+                                            && t4.kind == Kind::Word
+                                            && norm(&t4.text) == "not";
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            if !followed_by_not {
+                                len = 3;
+                                member = Some(m);
+                                phrase = Some(ph);
+                            }
                         }
                     }
                     _ => {}
@@ -198,6 +214,7 @@ impl<D: Decide> Engine<D> {
         };
         let next_char = next_tok.and_then(|t| t.text.chars().next());
         let mut next_word: Option<String> = None;
+        let mut next_number = false;
         if let Some(t) = next_tok {
             if t.kind == Kind::Space && !t.text.contains('\n') {
                 match q.get(len + 1) {
@@ -206,12 +223,27 @@ impl<D: Decide> Engine<D> {
                         let c = synonyms::canonical(&norm(&t2.text)).to_string();
                         next_word = Some(first_word(&c).to_string());
                     }
-                    _ => {}
+                    Some(t2) => {
+                        next_number = t2
+                            .text
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_digit() || "$€£¥~".contains(c));
+                    }
+                    None => {}
                 }
             }
         }
         let case = case_of(&w0.text);
-        let eligible = self.eligible(set, case, w0.sent_init, next_char, next_word.as_deref());
+        // "I" is capitalised anywhere.
+        let sent_init = w0.sent_init || first_word(set.members[0]) == "i";
+        let quantity_ok = !set.c.next_quantity
+            || next_number
+            || next_word
+                .as_deref()
+                .is_some_and(|w| synonyms::QUANTITY_WORDS.contains(&w));
+        let eligible =
+            quantity_ok && self.eligible(set, case, sent_init, next_char, next_word.as_deref());
         let pos = eligible.then(|| {
             (
                 Position {
@@ -284,7 +316,14 @@ impl<D: Decide> Engine<D> {
                 return false;
             }
         }
-        if set.c.sentence_adverb && !(sent_init && next_char == Some(',')) {
+        if set.c.need_next_word && next_word.is_none() {
+            return false;
+        }
+        if set.c.sentence_initial && !sent_init {
+            return false;
+        }
+        if !set.c.next_chars.is_empty() && !next_char.is_some_and(|c| set.c.next_chars.contains(c))
+        {
             return false;
         }
         true
@@ -293,13 +332,23 @@ impl<D: Decide> Engine<D> {
     fn apply(&mut self, plan: Plan, out: &mut String) {
         let toks: Vec<Tok> = self.queue.drain(..plan.len).collect();
         self.stats.words += if plan.len == 3 { 2 } else { 1 };
+        // Apostrophe style follows the input text (the last apostrophe seen in a word).
+        if let Some(a) = toks
+            .iter()
+            .rev()
+            .flat_map(|t| t.text.chars().rev())
+            .find(|&c| c == '\'' || c == '’')
+        {
+            self.apos = a;
+        }
         let mut replaced = None;
         if let Some((pos, case)) = plan.pos {
             self.stats.eligible += 1;
             let chosen = self.decider.decide(&pos);
             if chosen != pos.member as usize {
                 self.stats.changed += 1;
-                let mut s = SETS[pos.set as usize].members[chosen].replace('\'', &self.apos.to_string());
+                let mut s =
+                    SETS[pos.set as usize].members[chosen].replace('\'', &self.apos.to_string());
                 if case == Case::Title {
                     let mut cs = s.chars();
                     if let Some(f) = cs.next() {
@@ -315,9 +364,6 @@ impl<D: Decide> Engine<D> {
             None => toks.iter().for_each(|t| out.push_str(&t.text)),
         }
         let emitted = &out[start..];
-        if let Some(a) = emitted.chars().find(|&c| c == '\'' || c == '’') {
-            self.apos = a;
-        }
         self.prev_char = emitted.chars().next_back();
         self.ctx.push(&plan.canonical);
         self.prev_word = Some(plan.canonical);

@@ -188,7 +188,9 @@ impl Keyring {
             .position(|(k, _)| k.id == id)
             .ok_or_else(|| KeyError::UnknownId(id.to_string()))?;
         if idx == self.active {
-            return Err(KeyError::UnknownId(format!("{id} (active key cannot be removed)")));
+            return Err(KeyError::UnknownId(format!(
+                "{id} (active key cannot be removed)"
+            )));
         }
         self.keys.remove(idx);
         if idx < self.active {

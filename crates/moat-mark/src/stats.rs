@@ -153,7 +153,19 @@ mod tests {
 
     #[test]
     fn poisson_binomial_matches_brute_force() {
-        let ps = [0.5, 0.5, 1.0 / 3.0, 0.25, 0.5, 1.0 / 3.0, 0.25, 0.25, 0.5, 1.0 / 3.0, 0.5];
+        let ps = [
+            0.5,
+            0.5,
+            1.0 / 3.0,
+            0.25,
+            0.5,
+            1.0 / 3.0,
+            0.25,
+            0.25,
+            0.5,
+            1.0 / 3.0,
+            0.5,
+        ];
         let n = ps.len();
         let mut pmf = vec![0.0f64; n + 1];
         for mask in 0u32..(1 << n) {

@@ -7,9 +7,11 @@
 //! exclude known idioms ("by and large", "every so often", "not nearly").
 //!
 //! Deliberately excluded (see `docs/watermark.md`): British/American spelling variants
-//! (colour/color — some users and style guides treat the switch as an error), positive
-//! contractions (`it's` = "it is" or "it has"; "you're" cannot end a clause), and any word
-//! whose set membership depends on part of speech.
+//! (colour/color — some users and style guides treat the switch as an error), ambiguous
+//! contractions (`he's`, `'d`, `'ve`, `let's`), and any word whose set membership depends on
+//! part of speech. Positive contractions (`it's`/`it is`) are only eligible when a word follows
+//! (a contraction cannot end a clause: "Here you are."), not before `not`, and not before a
+//! participle that would make `'s` mean "has" ("it's been").
 //!
 //! **Changing this table changes detection for already-marked text.** Set ids are part of the
 //! PRF input; append new sets at the end and bump [`TABLE_VERSION`] if a set is altered.
@@ -31,13 +33,63 @@ pub struct Constraints {
     pub need_prev: Option<&'static str>,
     /// Eligible only if the adjacent next word is exactly this.
     pub need_next: Option<&'static str>,
-    /// Eligible only at the start of a sentence and immediately followed by a comma
-    /// ("Moreover, ...").
-    pub sentence_adverb: bool,
-    /// Set is a negative contraction pair (`do not`/`don't`): uses the apostrophe style of
-    /// the text and is controlled by [`crate::MarkConfig::contractions`].
+    /// Eligible only as the first word of a sentence.
+    pub sentence_initial: bool,
+    /// If non-empty, the character right after the word must be one of these
+    /// ("Moreover," / "Sure!").
+    pub next_chars: &'static str,
+    /// Eligible only if another word follows on the same line (contractions cannot end a
+    /// clause).
+    pub need_next_word: bool,
+    /// Set is a contraction pair (`do not`/`don't`): uses the apostrophe style of the text and
+    /// is controlled by [`crate::MarkConfig::contractions`].
     pub contraction: bool,
+    /// Positive contraction (`it is`/`it's`): the two-word form is not recognised when followed
+    /// by `not` (so `it is not` parses as `it` + `is not`, the same as `it isn't`).
+    pub positive: bool,
+    /// Eligible only before a quantity: a number (`30`, `$5`) or one of [`QUANTITY_WORDS`].
+    pub next_quantity: bool,
 }
+
+/// Words that may follow "approximately"/"roughly" as a quantity.
+pub const QUANTITY_WORDS: &[&str] = &[
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "fifteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "thousand",
+    "million",
+    "billion",
+    "half",
+    "a",
+    "an",
+    "the",
+    "equal",
+    "equivalent",
+    "once",
+    "twice",
+    "double",
+    "every",
+    "per",
+];
 
 /// A set of interchangeable words. `members[0]` is the canonical form.
 #[derive(Debug, Clone, Copy)]
@@ -53,16 +105,52 @@ const NONE: Constraints = Constraints {
     next_block: &[],
     need_prev: None,
     need_next: None,
-    sentence_adverb: false,
+    sentence_initial: false,
+    next_chars: "",
+    need_next_word: false,
     contraction: false,
+    positive: false,
+    next_quantity: false,
 };
 
 /// Subjects/determiners after which a negative contraction is likely a question inversion
 /// ("Don't you think", "Isn't it") — expanding there would be ungrammatical.
 const INVERSION: &[&str] = &[
-    "i", "you", "he", "she", "it", "we", "they", "this", "that", "these", "those", "there", "the",
-    "a", "an", "my", "your", "his", "her", "its", "our", "their", "anyone", "everyone", "someone",
-    "one", "any", "all", "each", "every", "some", "anybody", "everybody", "somebody", "not",
+    "i",
+    "you",
+    "he",
+    "she",
+    "it",
+    "we",
+    "they",
+    "this",
+    "that",
+    "these",
+    "those",
+    "there",
+    "the",
+    "a",
+    "an",
+    "my",
+    "your",
+    "his",
+    "her",
+    "its",
+    "our",
+    "their",
+    "anyone",
+    "everyone",
+    "someone",
+    "one",
+    "any",
+    "all",
+    "each",
+    "every",
+    "some",
+    "anybody",
+    "everybody",
+    "somebody",
+    "not",
 ];
 
 const fn neg() -> Constraints {
@@ -73,17 +161,81 @@ const fn neg() -> Constraints {
     }
 }
 
+/// Sentence adverb followed by a comma: "Moreover, ...".
 const fn adverb() -> Constraints {
     Constraints {
-        sentence_adverb: true,
+        sentence_initial: true,
+        next_chars: ",",
+        ..NONE
+    }
+}
+
+/// Words after which `'s` would mean "has" or the contraction is otherwise unsafe.
+const POS_BLOCK: &[&str] = &[
+    "not", "been", "got", "gotten", "had", "become", "come", "gone", "taken", "shown", "grown",
+    "given", "seen", "done", "went", "never",
+];
+
+/// Positive contraction ("it is"/"it's").
+const fn pos() -> Constraints {
+    Constraints {
+        next_block: POS_BLOCK,
+        need_next_word: true,
+        contraction: true,
+        positive: true,
         ..NONE
     }
 }
 
 const BIG_NEXT: &[&str] = &[
-    "deal", "picture", "brother", "bang", "data", "o", "tech", "name", "names", "shot", "apple",
-    "five", "four", "ten", "league", "leagues", "language", "scale", "cat", "cats", "toe", "wig",
-    "wigs", "top", "mouth", "hearted", "print", "intestine",
+    "deal",
+    "picture",
+    "brother",
+    "bang",
+    "data",
+    "o",
+    "tech",
+    "name",
+    "names",
+    "shot",
+    "apple",
+    "five",
+    "four",
+    "ten",
+    "league",
+    "leagues",
+    "language",
+    "scale",
+    "cat",
+    "cats",
+    "toe",
+    "wig",
+    "wigs",
+    "top",
+    "mouth",
+    "hearted",
+    "print",
+    "intestine",
+    "amount",
+    "amounts",
+    "number",
+    "numbers",
+    "volume",
+    "volumes",
+    "quantity",
+    "quantities",
+    "extent",
+    "portion",
+    "proportion",
+    "majority",
+    "percentage",
+    "variety",
+    "range",
+    "sample",
+    "samples",
+    "datasets",
+    "dataset",
+    "enough",
 ];
 
 /// The table. Order is significant: the index is the set id used in the PRF.
@@ -158,7 +310,8 @@ pub static SETS: &[SynSet] = &[
     SynSet {
         members: &["approximately", "roughly"],
         c: Constraints {
-            prev_block: &["treated", "handled", "treat", "handle", "treating", "handling"],
+            // "roughly" is also a manner adverb ("roughly grabbed"): only before quantities.
+            next_quantity: true,
             ..NONE
         },
     },
@@ -193,7 +346,13 @@ pub static SETS: &[SynSet] = &[
     },
     // 20
     SynSet {
-        members: &["additionally", "furthermore", "moreover", "also"],
+        members: &[
+            "additionally",
+            "furthermore",
+            "moreover",
+            "also",
+            "in addition",
+        ],
         c: adverb(),
     },
     SynSet {
@@ -254,8 +413,12 @@ pub static SETS: &[SynSet] = &[
     },
     // 30
     SynSet {
-        members: &["certainly", "definitely"],
-        c: NONE,
+        members: &["sure", "certainly", "absolutely"],
+        c: Constraints {
+            sentence_initial: true,
+            next_chars: "!,",
+            ..NONE
+        },
     },
     SynSet {
         members: &["amid", "amidst"],
@@ -310,6 +473,99 @@ pub static SETS: &[SynSet] = &[
     SynSet {
         members: &["could not", "couldn't"],
         c: neg(),
+    },
+    // 44
+    SynSet {
+        members: &["it is", "it's"],
+        c: pos(),
+    },
+    SynSet {
+        members: &["here is", "here's"],
+        c: pos(),
+    },
+    SynSet {
+        members: &["there is", "there's"],
+        c: pos(),
+    },
+    SynSet {
+        members: &["that is", "that's"],
+        c: pos(),
+    },
+    SynSet {
+        members: &["i am", "i'm"],
+        c: pos(),
+    },
+    // 49
+    SynSet {
+        members: &["you are", "you're"],
+        c: pos(),
+    },
+    SynSet {
+        members: &["we are", "we're"],
+        c: pos(),
+    },
+    SynSet {
+        members: &["they are", "they're"],
+        c: pos(),
+    },
+    SynSet {
+        members: &["i will", "i'll"],
+        c: pos(),
+    },
+    SynSet {
+        members: &["you will", "you'll"],
+        c: pos(),
+    },
+    // 54
+    SynSet {
+        members: &["we will", "we'll"],
+        c: pos(),
+    },
+    SynSet {
+        members: &["first", "firstly"],
+        c: adverb(),
+    },
+    SynSet {
+        members: &["second", "secondly"],
+        c: adverb(),
+    },
+    SynSet {
+        members: &["third", "thirdly"],
+        c: adverb(),
+    },
+    // 59
+    SynSet {
+        members: &["conclusion", "summary"],
+        c: Constraints {
+            need_prev: Some("in"),
+            next_chars: ",",
+            ..NONE
+        },
+    },
+    SynSet {
+        members: &["using", "utilizing"],
+        c: NONE,
+    },
+    SynSet {
+        members: &["have not", "haven't"],
+        c: neg(),
+    },
+    // 62
+    SynSet {
+        members: &["has not", "hasn't"],
+        c: neg(),
+    },
+    SynSet {
+        members: &["had not", "hadn't"],
+        c: neg(),
+    },
+    SynSet {
+        members: &["they will", "they'll"],
+        c: pos(),
+    },
+    SynSet {
+        members: &["what is", "what's"],
+        c: pos(),
     },
 ];
 
@@ -402,7 +658,7 @@ mod tests {
         let idx = index();
         assert_eq!(idx.words.len() + idx.phrases.len(), vocabulary_size());
         for s in SETS {
-            assert!(s.members.len() >= 2 && s.members.len() <= 4);
+            assert!(s.members.len() >= 2 && s.members.len() <= 5);
             for m in s.members {
                 assert_eq!(*m, m.to_lowercase());
                 assert!(!m.contains('’'));
@@ -413,6 +669,7 @@ mod tests {
         assert_eq!(canonical("large"), "big");
         assert_eq!(canonical("table"), "table");
         assert!(is_phrase_first("do"));
+        assert!(is_phrase_first("it"));
         assert!(!is_phrase_first("big"));
     }
 }

@@ -144,9 +144,13 @@ impl Lexer {
         }
         if is_hspace(c) {
             let end = match rest.find(|ch: char| !is_hspace(ch)) {
-                Some(e) => e,
-                None if eof => rest.len(),
+                Some(e) if e <= MAX_RUN => e,
+                None if eof && rest.len() <= MAX_RUN => rest.len(),
+                // Over-long whitespace runs are cut every MAX_RUN bytes (content-determined,
+                // so chunking cannot change token boundaries).
+                _ if rest.len() > MAX_RUN => floor_boundary(rest, MAX_RUN),
                 None => return false,
+                Some(e) => e,
             };
             out.push(Tok::new(&rest[..end], Kind::Space, self.line_code, false));
             self.pos += end;
@@ -193,9 +197,16 @@ impl Lexer {
     fn line_start(&mut self, eof: bool, out: &mut Vec<Tok>) -> bool {
         let rest = &self.buf[self.pos..];
         let ws = match rest.find(|c: char| !is_hspace(c)) {
-            Some(e) => e,
-            None if eof => rest.len(),
+            Some(e) if e <= MAX_RUN => e,
+            None if eof && rest.len() <= MAX_RUN => rest.len(),
+            // Indentation longer than MAX_RUN: a code line, blank or not.
+            _ if rest.len() > MAX_RUN => {
+                self.line_code = true;
+                self.at_line_start = false;
+                return true;
+            }
             None => return false,
+            Some(e) => e,
         };
         let indent: usize = rest[..ws]
             .chars()
@@ -207,9 +218,10 @@ impl Lexer {
         let mut fence_run = 0usize;
         if let Some(fc @ ('`' | '~')) = first {
             fence_run = after.chars().take_while(|&c| c == fc).count();
-            if fence_run == after.len() && !eof {
+            if fence_run == after.len() && fence_run < MAX_RUN && !eof {
                 return false;
             }
+            fence_run = fence_run.min(MAX_RUN);
         }
         let blank = first.is_none() || first == Some('\n');
         let fence_char = first.unwrap_or(' ');
@@ -247,11 +259,7 @@ impl Lexer {
     /// Updates span/sentence state for one non-letter character.
     fn punct_state(&mut self, c: char, prev: Option<char>) {
         match c {
-            '`' => {
-                if prev != Some('`') {
-                    self.inline_code = !self.inline_code;
-                }
-            }
+            '`' if prev != Some('`') => self.inline_code = !self.inline_code,
             '"' => self.in_quote = !self.in_quote,
             '“' => self.in_quote = true,
             '”' => self.in_quote = false,
@@ -321,6 +329,14 @@ impl Lexer {
     }
 }
 
+/// Largest char boundary of `s` that is `<= i`.
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
 /// Whether a whitespace-delimited run looks like a URL, e-mail, path, number, identifier or
 /// markup, in which case none of its words are rewritten.
 pub(crate) fn run_looks_technical(run: &str) -> bool {
@@ -381,11 +397,7 @@ mod tests {
         assert_eq!(prot[0], ("a", false));
         assert_eq!(prot[1], ("big", false));
         assert!(prot[2..6].iter().all(|x| x.1), "{prot:?}");
-        assert!(prot
-            .iter()
-            .filter(|x| x.0 == "big")
-            .skip(1)
-            .all(|x| x.1));
+        assert!(prot.iter().filter(|x| x.0 == "big").skip(1).all(|x| x.1));
     }
 
     #[test]

@@ -20,24 +20,179 @@ They usually rarely alter things, and mainly choose approximately the same kinds
 /// Random text generator mixing eligible words, traps and markup.
 fn random_text(rng: &mut StdRng, words: usize) -> String {
     const VOCAB: &[&str] = &[
-        "big", "large", "Big", "Large", "bigger", "largest", "do", "not", "don't", "Don't", "is",
-        "isn't", "are", "aren't", "can't", "cannot", "will", "won't", "you", "it", "the", "a",
-        "an", "for", "example", "instance", "kinds", "types", "of", "often", "so", "usually",
-        "Moreover", "Also", "also", "Finally", "thus", "far", "everyone", "anybody", "perhaps",
-        "maybe", "nearly", "almost", "entirely", "alter", "ego", "select", "few", "model",
-        "data", "Paris", "John", "works", "fine", "quickly", "do’nt", "don’t", "café", "naïve",
-        "日本語", "emoji🙂", "x", "Do", "Is", "by", "and", "at", "toward", "towards",
+        "big",
+        "large",
+        "Big",
+        "Large",
+        "bigger",
+        "largest",
+        "do",
+        "not",
+        "don't",
+        "Don't",
+        "is",
+        "isn't",
+        "are",
+        "aren't",
+        "can't",
+        "cannot",
+        "will",
+        "won't",
+        "you",
+        "it",
+        "the",
+        "a",
+        "an",
+        "for",
+        "example",
+        "instance",
+        "kinds",
+        "types",
+        "of",
+        "often",
+        "so",
+        "usually",
+        "Moreover",
+        "Also",
+        "also",
+        "Finally",
+        "thus",
+        "far",
+        "everyone",
+        "anybody",
+        "perhaps",
+        "maybe",
+        "nearly",
+        "almost",
+        "entirely",
+        "alter",
+        "ego",
+        "select",
+        "few",
+        "model",
+        "data",
+        "Paris",
+        "John",
+        "works",
+        "fine",
+        "quickly",
+        "do’nt",
+        "don’t",
+        "café",
+        "naïve",
+        "日本語",
+        "emoji🙂",
+        "x",
+        "Do",
+        "Is",
+        "by",
+        "and",
+        "at",
+        "toward",
+        "towards",
+        "it",
+        "It",
+        "it's",
+        "It’s",
+        "here",
+        "Here's",
+        "there",
+        "there's",
+        "that",
+        "that's",
+        "I",
+        "I'm",
+        "am",
+        "you're",
+        "We're",
+        "they",
+        "will",
+        "I'll",
+        "you'll",
+        "been",
+        "not",
+        "not",
+        "never",
+        "Sure",
+        "Absolutely",
+        "First",
+        "firstly",
+        "In",
+        "in",
+        "summary",
+        "conclusion",
+        "using",
+        "utilizing",
+        "is",
+        "is",
+        "are",
+        "addition",
+        "addition,",
+        "have",
+        "haven't",
+        "what",
+        "What's",
+        "they'll",
+        "had",
+        "hasn't",
+        "Certainly",
+        "roughly",
+        "approximately",
+        "half",
+        "$5",
+        "30",
     ];
     const SEPS: &[&str] = &[
-        " ", " ", " ", " ", " ", " ", ", ", ". ", "! ", "? ", "\n", "\n\n", "  ", " (", ") ",
-        " \"", "\" ", " `", "` ", " {", "} ", " - ", "-", "/", " http://a.b/big ", " 3 ",
-        "\n```\n", "\n    ", "\t", "’", "'", " **", "** ", ";", ": ", "\r\n", " “", "” ",
-        "\n~~~~\n", " e.g. ", " mail@x.org ",
+        " ",
+        " ",
+        " ",
+        " ",
+        " ",
+        " ",
+        ", ",
+        ". ",
+        "! ",
+        "? ",
+        "\n",
+        "\n\n",
+        "  ",
+        " (",
+        ") ",
+        " \"",
+        "\" ",
+        " `",
+        "` ",
+        " {",
+        "} ",
+        " - ",
+        "-",
+        "/",
+        " http://a.b/big ",
+        " 3 ",
+        "\n```\n",
+        "\n    ",
+        "\t",
+        "’",
+        "'",
+        " **",
+        "** ",
+        ";",
+        ": ",
+        "\r\n",
+        " “",
+        "” ",
+        "\n~~~~\n",
+        " e.g. ",
+        " mail@x.org ",
     ];
     let mut s = String::new();
     for _ in 0..words {
         s.push_str(VOCAB[rng.gen_range(0..VOCAB.len())]);
-        s.push_str(SEPS[rng.gen_range(0..SEPS.len())]);
+        if rng.gen_bool(0.6) {
+            s.push(' ');
+        } else {
+            s.push_str(SEPS[rng.gen_range(0..SEPS.len())]);
+        }
     }
     s
 }
@@ -72,6 +227,18 @@ fn streaming_equals_batch_random_chunkings() {
     let m = marker(1);
     let mut rng = StdRng::seed_from_u64(42);
     let mut texts = vec![PROSE.to_string(), String::new(), "x".into(), "don't".into()];
+    // Over-long runs of every kind (cut at content-determined points).
+    for n in [255, 256, 257, 600] {
+        let sp = " ".repeat(n);
+        let ideo = "\u{3000}".repeat(n / 3);
+        texts.push(format!("It is{sp}big and large{sp}\n{sp}big\n\nlarge x"));
+        texts.push(format!(
+            "Sure, it{ideo}is big.\n{}\nlarge big\n{}\nbig",
+            "`".repeat(n),
+            "`".repeat(n)
+        ));
+        texts.push(format!("a {} big {}", "x".repeat(n), "{".repeat(n)));
+    }
     for n in 0..300 {
         texts.push(random_text(&mut rng, 1 + n % 80));
     }
@@ -79,7 +246,11 @@ fn streaming_equals_batch_random_chunkings() {
         let whole = m.mark(t);
         for _ in 0..8 {
             let chunks = random_chunks(&mut rng, t);
-            assert_eq!(stream_mark(&m, &chunks), whole, "text {t:?} chunks {chunks:?}");
+            assert_eq!(
+                stream_mark(&m, &chunks),
+                whole,
+                "text {t:?} chunks {chunks:?}"
+            );
         }
         // One char at a time.
         let chars: Vec<String> = t.chars().map(String::from).collect();
@@ -95,26 +266,33 @@ fn marking_is_idempotent_and_every_scored_position_hits() {
     let m = marker(2);
     let mut rng = StdRng::seed_from_u64(7);
     let mut texts = vec![PROSE.to_string()];
-    for n in 0..300 {
+    for n in 0..600 {
         texts.push(random_text(&mut rng, 5 + n % 120));
     }
+    let (mut changed, mut scored) = (0, 0);
     for t in &texts {
-        let once = m.mark(t);
+        let (once, st) = m.mark_with_stats(t);
+        changed += st.changed;
         assert_eq!(m.mark(&once), once, "not idempotent for {t:?}");
         let d = &m.detect(&once)[0];
         assert_eq!(d.hits, d.scored, "text {t:?} -> {once:?}");
+        scored += d.scored;
         // The set of eligible positions is the same before and after marking.
         assert_eq!(
             moat_mark::eligible_positions(t, MarkConfig::default()),
             moat_mark::eligible_positions(&once, MarkConfig::default()),
         );
     }
+    // The generator must actually exercise rewriting.
+    assert!(
+        changed > 1000 && scored > 2000,
+        "changed {changed} scored {scored}"
+    );
 }
 
 #[test]
 fn marked_prose_is_detected_and_unmarked_is_not() {
     let m = marker(3);
-    let long = PROSE.repeat(1) + &PROSE.replace("big", "huge").replace("Moreover", "Besides");
     let marked = m.mark(PROSE);
     let d = &m.detect(&marked)[0];
     assert!(d.scored >= 15, "{d:?}");
@@ -123,7 +301,6 @@ fn marked_prose_is_detected_and_unmarked_is_not() {
     // Another key sees nothing special.
     let other = detect(&marked, &Keyring::new(key("other", 99)));
     assert!(other[0].p_value > 1e-3, "{other:?}");
-    let _ = long;
 }
 
 #[test]
@@ -165,8 +342,15 @@ fn numbers_code_urls_names_never_change_in_mixed_text() {
                 Paris is a large city; New York is big too. Don't visit http://big.com.\n\
                 ```\nlet large = 42; // don't\n```\nIt is not `big` at 10:30 on 2024-01-02.";
     let protected = [
-        "175", "3.5", "Paris", "New York", "http://big.com", "let large = 42; // don't",
-        "`big`", "10:30", "2024-01-02",
+        "175",
+        "3.5",
+        "Paris",
+        "New York",
+        "http://big.com",
+        "let large = 42; // don't",
+        "`big`",
+        "10:30",
+        "2024-01-02",
     ];
     for seed in 0..40u8 {
         let out = marker(seed).mark(text);
@@ -182,11 +366,17 @@ fn capitalisation_is_preserved() {
     let mut seen_variants = std::collections::HashSet::new();
     for seed in 0..40u8 {
         let out = marker(seed).mark(text);
-        assert!(out.starts_with("Don't") || out.starts_with("Do not"), "{out}");
+        assert!(
+            out.starts_with("Don't") || out.starts_with("Do not"),
+            "{out}"
+        );
         assert!(out.contains(". Large") || out.contains(". Big"), "{out}");
         seen_variants.insert(out);
     }
-    assert!(seen_variants.len() > 4, "keys should produce different outputs");
+    assert!(
+        seen_variants.len() > 4,
+        "keys should produce different outputs"
+    );
 }
 
 #[test]
@@ -232,7 +422,10 @@ fn key_rotation_old_key_still_verifies() {
     assert_eq!(best.key_id, "2026-02");
     // Removing the old key: old text no longer verifies.
     ring.remove("2026-01").unwrap();
-    assert!(ring.remove("2026-02").is_err(), "active key cannot be removed");
+    assert!(
+        ring.remove("2026-02").is_err(),
+        "active key cannot be removed"
+    );
     let d = detect(&marked_old, &ring);
     assert!(Detection::any_significant(&d, 1e-3).is_none(), "{d:?}");
 }
@@ -243,7 +436,8 @@ fn repeated_sentences_are_deduplicated() {
                     entirely clear. ";
     let text = sentence.repeat(100);
     let (total, unique) = moat_mark::eligible_positions(&text, MarkConfig::default());
-    let (t1, u1) = moat_mark::eligible_positions(&(sentence.to_string() + sentence), MarkConfig::default());
+    let (t1, u1) =
+        moat_mark::eligible_positions(&(sentence.to_string() + sentence), MarkConfig::default());
     assert!(total >= 100 * 3, "{total}");
     // The repeats add at most one new context (the sentence start seen after the first copy).
     assert!(unique <= u1 && u1 <= t1, "{unique} {u1} {t1}");
@@ -258,7 +452,7 @@ fn repeated_sentences_are_deduplicated() {
 #[test]
 fn null_pvalues_are_roughly_uniform_over_keys() {
     // One unmarked text, 400 random keys: P(p <= a) <= a (discrete => conservative).
-    let text = PROSE.repeat(1) + "Also, perhaps everyone can't select the biggest kinds of toys.";
+    let text = PROSE.to_string() + "Also, perhaps everyone can't select the biggest kinds of toys.";
     let mut below = [0usize; 3];
     let alphas = [0.5, 0.1, 0.02];
     let n = 400;
@@ -273,7 +467,10 @@ fn null_pvalues_are_roughly_uniform_over_keys() {
     }
     for (j, a) in alphas.iter().enumerate() {
         let frac = below[j] as f64 / n as f64;
-        assert!(frac <= a + 3.5 * (a * (1.0 - a) / n as f64).sqrt(), "alpha {a}: {frac}");
+        assert!(
+            frac <= a + 3.5 * (a * (1.0 - a) / n as f64).sqrt(),
+            "alpha {a}: {frac}"
+        );
     }
 }
 
@@ -297,4 +494,37 @@ fn keys_and_config_validation() {
     for s in ["We do not know.", "We don't know."] {
         assert_eq!(m.mark(s), s);
     }
+}
+
+#[test]
+fn sentence_adverbs_and_multiword_members() {
+    let text = "In addition, it works. Also, it is fast. In addition to speed, it is small.";
+    let mut seen = std::collections::HashSet::new();
+    for seed in 0..60u8 {
+        let out = marker(seed).mark(text);
+        let first = out.split(',').next().unwrap().to_string();
+        assert!(
+            [
+                "In addition",
+                "Additionally",
+                "Furthermore",
+                "Moreover",
+                "Also"
+            ]
+            .contains(&first.as_str()),
+            "{out}"
+        );
+        assert!(out.contains("In addition to speed"), "{out}");
+        seen.insert(first);
+    }
+    assert!(seen.len() >= 4, "{seen:?}");
+}
+
+#[test]
+fn marker_is_send_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+    assert_send_sync::<Marker>();
+    assert_send_sync::<Keyring>();
+    assert_send::<moat_mark::StreamMarker>();
 }

@@ -41,7 +41,11 @@ struct LineView<'a> {
     #[serde(borrow)]
     account: Cow<'a, str>,
     #[serde(borrow, default)]
+    key: Cow<'a, str>,
+    #[serde(borrow, default)]
     ip: Cow<'a, str>,
+    #[serde(borrow, default)]
+    user_agent: Cow<'a, str>,
     #[serde(borrow)]
     api: Cow<'a, str>,
     #[serde(borrow, default)]
@@ -66,7 +70,8 @@ fn parse_line(line_no: u64, line: Result<String, moat_traffic::LineError>) -> Pa
     let Some(api) = Api::from_wire(&rec.api) else {
         return malformed(format!("unknown api {:?}", rec.api));
     };
-    let features = RequestFeatures::from_view(api, &rec.request.unwrap_or_default(), &rec.ip);
+    let features = RequestFeatures::from_view(api, &rec.request.unwrap_or_default(), &rec.ip)
+        .with_client(&rec.key, &rec.user_agent);
     let r = rec.response;
     Parsed::Exchange {
         ts_ms,

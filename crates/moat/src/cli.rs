@@ -58,6 +58,20 @@ pub enum AccountsCmd {
         /// Account id.
         id: String,
     },
+    /// Set an account's own limits (an omitted one falls back to `[limits]`).
+    SetLimits {
+        /// Account id.
+        id: String,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<u64>,
+        /// Tokens per day.
+        #[arg(long)]
+        tpd: Option<u64>,
+    },
     /// Show one account and its keys.
     Show {
         /// Account id.

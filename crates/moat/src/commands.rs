@@ -15,12 +15,16 @@ use moat_gateway::{
 use moat_store::{Account, Store};
 use serde_json::json;
 
-use crate::cli::{AccountsCmd, AuditCmd, Cli, Command, DemoArgs, DemoUpstreamArgs, ExportArgs, KeysCmd};
+use crate::cli::{
+    AccountsCmd, AuditCmd, Cli, Command, DemoArgs, DemoUpstreamArgs, ExportArgs, KeysCmd,
+};
 
 const DEFAULT_CONFIG: &str = "moat.toml";
 
 fn config_path(cli: &Cli) -> PathBuf {
-    cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+    cli.config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -39,7 +43,9 @@ async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
         None => load_config(cli)?.store.path,
     };
     let s = path.to_string_lossy();
-    Store::open(&s).await.with_context(|| format!("opening database {s}"))
+    Store::open(&s)
+        .await
+        .with_context(|| format!("opening database {s}"))
 }
 
 fn quiet_logs() {
@@ -138,8 +144,14 @@ fn print_key(k: &KeyView) {
         k.expires_at.as_deref().unwrap_or("never"),
         k.models.as_ref().map_or("*".to_string(), |m| m.join(",")),
         k.allow_logprobs,
-        if k.ip_allow.is_empty() { "*".to_string() } else { k.ip_allow.join(",") },
-        k.replaced_by.as_ref().map_or(String::new(), |r| format!(" replaced_by={r}")),
+        if k.ip_allow.is_empty() {
+            "*".to_string()
+        } else {
+            k.ip_allow.join(",")
+        },
+        k.replaced_by
+            .as_ref()
+            .map_or(String::new(), |r| format!(" replaced_by={r}")),
     );
 }
 
@@ -192,12 +204,27 @@ async fn accounts(store: &Store, cmd: &AccountsCmd) -> anyhow::Result<ExitCode> 
             print_account(&acct);
             println!("(running gateways apply this within their [auth] cache_ttl)");
         }
+        AccountsCmd::SetLimits { id, rpm, tpm, tpd } => {
+            let limits = moat_store::AccountLimits {
+                requests_per_minute: *rpm,
+                tokens_per_minute: *tpm,
+                tokens_per_day: *tpd,
+            };
+            let acct = store.set_account_limits(id, limits).await?;
+            print_account(&acct);
+            println!("(running gateways apply this within their [auth] cache_ttl)");
+        }
         AccountsCmd::Show { id, json } => {
             let Some(acct) = store.get_account(id).await? else {
                 bail!("account {id:?} not found");
             };
             let now = Utc::now();
-            let keys: Vec<KeyView> = store.list_keys(Some(id)).await?.iter().map(|k| KeyView::new(k, now)).collect();
+            let keys: Vec<KeyView> = store
+                .list_keys(Some(id))
+                .await?
+                .iter()
+                .map(|k| KeyView::new(k, now))
+                .collect();
             if json.json {
                 print_json(&json!({"account": acct, "keys": keys}));
             } else {
@@ -254,7 +281,15 @@ async fn keys(store: &Store, cmd: &KeysCmd) -> anyhow::Result<ExitCode> {
             }
         }
         KeysCmd::Rotate { id, grace, json } => {
-            let new = ops::rotate_key(store, id, RotateKey { grace: Some(grace.clone()) }, now).await?;
+            let new = ops::rotate_key(
+                store,
+                id,
+                RotateKey {
+                    grace: Some(grace.clone()),
+                },
+                now,
+            )
+            .await?;
             if !json.json {
                 println!("{id} keeps working for {grace}; its replacement:");
             }
@@ -297,8 +332,16 @@ async fn audit(store: &Store, cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
 
 async fn export(store: &Store, a: &ExportArgs) -> anyhow::Result<ExitCode> {
     let now = Utc::now();
-    let since = a.since.as_deref().map(|s| ops::parse_since(s, now)).transpose()?;
-    let until = a.until.as_deref().map(|s| ops::parse_since(s, now)).transpose()?;
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| ops::parse_since(s, now))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| ops::parse_since(s, now))
+        .transpose()?;
     let report = store.export_traffic_report(since, until, &a.out).await?;
     eprintln!(
         "exported {} exchanges to {} (skipped: {} unauthenticated, {} other APIs, {} non-JSON bodies)",
@@ -323,11 +366,18 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<ExitCode> {
         "[server]\nlisten = \"{}\"\n\n[upstream]\nbase_url = \"demo\"\n\n[store]\npath = {:?}\n\n[limits]\nrequests_per_minute = 600\n",
         a.listen, db
     );
-    let cfg = Config::parse(&src, "<demo>", Path::new(""), &moat_gateway::config::ProcessEnv)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = Config::parse(
+        &src,
+        "<demo>",
+        Path::new(""),
+        &moat_gateway::config::ProcessEnv,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     moat_gateway::logging::init(&cfg.log);
 
-    let store = Store::open(&db).await.with_context(|| format!("opening {db}"))?;
+    let store = Store::open(&db)
+        .await
+        .with_context(|| format!("opening {db}"))?;
     if store.get_account(DEMO_ACCOUNT).await?.is_none() {
         ops::create_account(
             &store,
@@ -386,7 +436,9 @@ Audit log: moat --db {db} audit verify | moat --db {db} audit export --out traff
 Press Ctrl-C to stop.
 "#
     );
-    running.run_until(moat_gateway::server::shutdown_signal()).await?;
+    running
+        .run_until(moat_gateway::server::shutdown_signal())
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 

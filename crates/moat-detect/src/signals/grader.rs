@@ -1,7 +1,6 @@
 //! Model-as-grader / reward-model use: prompts that ask the model to score, rank or
 //! compare candidate answers (the labels a distiller needs for preference training).
 
-
 pub(crate) const PHRASES: &[&str] = &[
     "rate the following response",
     "rate the response",

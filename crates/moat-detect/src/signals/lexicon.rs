@@ -99,6 +99,10 @@ fn scan_lower(text: &str, with_topics: bool) -> Scan {
     Scan {
         reasoning,
         grader_phrases: grader_bits.count_ones(),
-        topic: if with_topics { topics::winner(&hits) } else { topics::OTHER },
+        topic: if with_topics {
+            topics::winner(&hits)
+        } else {
+            topics::OTHER
+        },
     }
 }

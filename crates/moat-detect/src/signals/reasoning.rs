@@ -4,7 +4,8 @@
 //! turn. *Strong* phrases ask the model to expose its internal reasoning ("write out your
 //! complete internal reasoning", "thought process", "chain of thought"); *medium* ones ask
 //! for explicit step-by-step reasoning ("think step by step", "reason carefully"); *weak*
-//! ones are ordinary tutoring language ("step by step", "show your work"). Benchmarks and
+//! ones are ordinary tutoring language ("step by step", "show your work", and their
+//! translations). Benchmarks and
 //! tutoring apps use weak/medium phrasing all the time, so only the strong tier weighs much
 //! on its own; the policy combines the share of such requests with other evidence.
 //!
@@ -72,47 +73,47 @@ pub(crate) const PHRASES: &[(&str, f32)] = &[
     ("raisonnement complet", STRONG),
     ("processus de réflexion", STRONG),
     ("raisonnement interne", STRONG),
-    ("étape par étape", MEDIUM),
+    ("étape par étape", WEAK),
     // Spanish / Portuguese / Italian
     ("proceso de pensamiento", STRONG),
     ("razonamiento completo", STRONG),
     ("razonamiento interno", STRONG),
-    ("paso a paso", MEDIUM),
+    ("paso a paso", WEAK),
     ("processo de pensamento", STRONG),
     ("raciocínio completo", STRONG),
-    ("passo a passo", MEDIUM),
-    ("passo dopo passo", MEDIUM),
+    ("passo a passo", WEAK),
+    ("passo dopo passo", WEAK),
     ("ragionamento completo", STRONG),
     // German
     ("denkprozess", STRONG),
     ("gedankengang", STRONG),
-    ("schritt für schritt", MEDIUM),
-    ("schritt-für-schritt", MEDIUM),
+    ("schritt für schritt", WEAK),
+    ("schritt-für-schritt", WEAK),
     // Russian
     ("ход рассуждений", STRONG),
     ("ход мыслей", STRONG),
-    ("шаг за шагом", MEDIUM),
-    ("пошагово", MEDIUM),
+    ("шаг за шагом", WEAK),
+    ("пошагово", WEAK),
     // Chinese
     ("思考过程", STRONG),
     ("推理过程", STRONG),
     ("思维链", STRONG),
-    ("一步一步", MEDIUM),
+    ("一步一步", WEAK),
     ("逐步推理", MEDIUM),
     ("逐步", WEAK),
     // Japanese
     ("思考過程", STRONG),
     ("推論過程", STRONG),
-    ("段階的に", MEDIUM),
-    ("ステップバイステップ", MEDIUM),
+    ("段階的に", WEAK),
+    ("ステップバイステップ", WEAK),
     // Korean
     ("사고 과정", STRONG),
     ("추론 과정", STRONG),
-    ("단계별로", MEDIUM),
+    ("단계별로", WEAK),
     // Arabic, Hindi, Turkish
-    ("خطوة بخطوة", MEDIUM),
-    ("चरण दर चरण", MEDIUM),
-    ("adım adım", MEDIUM),
+    ("خطوة بخطوة", WEAK),
+    ("चरण दर चरण", WEAK),
+    ("adım adım", WEAK),
 ];
 
 /// Highest phrase weight found in `text` (0 when none), case-insensitively.

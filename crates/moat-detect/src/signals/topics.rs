@@ -8,7 +8,6 @@
 //! single-turn harvesting signal so that a narrow high-volume product is not mistaken for
 //! corpus sampling.
 
-
 /// Number of topic bins (the last one is [`OTHER`]).
 pub const TOPICS: usize = 16;
 /// Bin of prompts that match no keyword.
@@ -232,18 +231,22 @@ pub fn winner(hits: &[u8; TOPICS]) -> u8 {
     best as u8
 }
 
-/// Normalised entropy (0 = one topic, 1 = all topics equally) of a topic histogram.
-pub fn breadth(hist: &[u16; TOPICS]) -> f64 {
-    let n: f64 = hist.iter().map(|&x| f64::from(x)).sum();
-    if n == 0.0 {
-        return 0.0;
+/// Normalised entropy (0 = one topic, 1 = all topics equally) of a topic histogram,
+/// over the prompts the lexicon could classify ([`OTHER`] excluded). `None` when fewer
+/// than 30 % of the prompts were classified (e.g. prompts in a language the lexicon does
+/// not cover): breadth is then unknown, not narrow.
+pub fn breadth(hist: &[u16; TOPICS]) -> Option<f64> {
+    let all: f64 = hist.iter().map(|&x| f64::from(x)).sum();
+    let n: f64 = hist[..TOPICS - 1].iter().map(|&x| f64::from(x)).sum();
+    if all == 0.0 || n < 0.3 * all {
+        return None;
     }
     let mut h = 0.0;
-    for &c in hist {
+    for &c in &hist[..TOPICS - 1] {
         if c > 0 {
             let p = f64::from(c) / n;
             h -= p * p.ln();
         }
     }
-    h / (TOPICS as f64).ln()
+    Some(h / ((TOPICS - 1) as f64).ln())
 }

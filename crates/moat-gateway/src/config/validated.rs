@@ -258,7 +258,8 @@ impl Config {
     /// Parses and validates `src`; relative paths are resolved against `base`.
     pub fn parse(src: &str, file: &str, base: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
         let v = Validator { src, file, base };
-        let raw: RawConfig = toml::from_str(src).map_err(|e| v.error(e.span(), e.message().trim_end()))?;
+        let raw: RawConfig =
+            toml::from_str(src).map_err(|e| v.error(e.span(), e.message().trim_end()))?;
         v.validate(raw, env)
     }
 }
@@ -273,13 +274,23 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());
     let before = &src.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, col)
 }
 
 impl Validator<'_> {
-    fn error(&self, span: Option<std::ops::Range<usize>>, message: impl Into<String>) -> ConfigError {
+    fn error(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError {
             file: self.file.to_string(),
             position: span.map(|s| line_col(self.src, s.start)),
@@ -292,16 +303,31 @@ impl Validator<'_> {
     }
 
     fn addr(&self, s: &S, key: &str) -> Result<SocketAddr, ConfigError> {
-        s.get_ref()
-            .parse()
-            .map_err(|_| self.at(s, format!("{key}: expected an address like 127.0.0.1:8080, got {:?}", s.get_ref())))
+        s.get_ref().parse().map_err(|_| {
+            self.at(
+                s,
+                format!(
+                    "{key}: expected an address like 127.0.0.1:8080, got {:?}",
+                    s.get_ref()
+                ),
+            )
+        })
     }
 
-    fn duration(&self, s: Option<&S>, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        s: Option<&S>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         match s {
             None => Ok(default),
-            Some(s) => parse_duration(s.get_ref())
-                .map_err(|e| self.at(s, format!("{key}: {e} (examples: \"500ms\", \"30s\", \"10m\")"))),
+            Some(s) => parse_duration(s.get_ref()).map_err(|e| {
+                self.at(
+                    s,
+                    format!("{key}: {e} (examples: \"500ms\", \"30s\", \"10m\")"),
+                )
+            }),
         }
     }
 
@@ -358,7 +384,10 @@ impl Validator<'_> {
         }
         let mut trusted_proxies = Vec::new();
         for s in rs.trusted_proxies.iter().flatten() {
-            trusted_proxies.push(parse_cidr(s.get_ref()).map_err(|e| self.at(s, format!("server.trusted_proxies: {e}")))?);
+            trusted_proxies.push(
+                parse_cidr(s.get_ref())
+                    .map_err(|e| self.at(s, format!("server.trusted_proxies: {e}")))?,
+            );
         }
         let metrics = match rs.metrics.as_ref() {
             None => MetricsOn::Admin,
@@ -366,10 +395,21 @@ impl Validator<'_> {
                 "admin" => MetricsOn::Admin,
                 "main" => MetricsOn::Main,
                 "off" => MetricsOn::Off,
-                other => return Err(self.at(s, format!("server.metrics: expected \"admin\", \"main\" or \"off\", got {other:?}"))),
+                other => {
+                    return Err(self.at(
+                        s,
+                        format!(
+                        "server.metrics: expected \"admin\", \"main\" or \"off\", got {other:?}"
+                    ),
+                    ))
+                }
             },
         };
-        let shutdown_grace = self.duration(rs.shutdown_grace.as_ref(), "server.shutdown_grace", Duration::from_secs(10))?;
+        let shutdown_grace = self.duration(
+            rs.shutdown_grace.as_ref(),
+            "server.shutdown_grace",
+            Duration::from_secs(10),
+        )?;
         let tls = rs.tls.as_ref().map(|t| TlsConfig {
             cert: self.path(&t.cert),
             key: self.path(&t.key),
@@ -385,14 +425,33 @@ impl Validator<'_> {
             .var(ENV_UPSTREAM_API_KEY)
             .or_else(|| ru.api_key.as_ref().map(|s| s.get_ref().clone()))
             .map(Secret::new);
-        let timeout = self.duration(ru.timeout.as_ref(), "upstream.timeout", Duration::from_secs(600))?;
-        let connect_timeout = self.duration(ru.connect_timeout.as_ref(), "upstream.connect_timeout", Duration::from_secs(10))?;
-        let stream_idle_timeout =
-            self.duration(ru.stream_idle_timeout.as_ref(), "upstream.stream_idle_timeout", Duration::from_secs(300))?;
+        let timeout = self.duration(
+            ru.timeout.as_ref(),
+            "upstream.timeout",
+            Duration::from_secs(600),
+        )?;
+        let connect_timeout = self.duration(
+            ru.connect_timeout.as_ref(),
+            "upstream.connect_timeout",
+            Duration::from_secs(10),
+        )?;
+        let stream_idle_timeout = self.duration(
+            ru.stream_idle_timeout.as_ref(),
+            "upstream.stream_idle_timeout",
+            Duration::from_secs(300),
+        )?;
         for (d, s, key) in [
             (timeout, &ru.timeout, "upstream.timeout"),
-            (connect_timeout, &ru.connect_timeout, "upstream.connect_timeout"),
-            (stream_idle_timeout, &ru.stream_idle_timeout, "upstream.stream_idle_timeout"),
+            (
+                connect_timeout,
+                &ru.connect_timeout,
+                "upstream.connect_timeout",
+            ),
+            (
+                stream_idle_timeout,
+                &ru.stream_idle_timeout,
+                "upstream.stream_idle_timeout",
+            ),
         ] {
             if d.is_zero() {
                 return Err(match s {
@@ -416,7 +475,11 @@ impl Validator<'_> {
                 .unwrap_or_else(|| self.base.join("moat.db")),
         };
         let auth = AuthConfig {
-            cache_ttl: self.duration(raw.auth.cache_ttl.as_ref(), "auth.cache_ttl", Duration::from_secs(30))?,
+            cache_ttl: self.duration(
+                raw.auth.cache_ttl.as_ref(),
+                "auth.cache_ttl",
+                Duration::from_secs(30),
+            )?,
         };
         let rl = raw.limits;
         let limits = LimitsConfig {
@@ -430,7 +493,11 @@ impl Validator<'_> {
             response_prefix_bytes: ra.response_prefix_bytes.unwrap_or(4096),
             request_body_max_bytes: ra.request_body_max_bytes.unwrap_or(max_body_bytes as usize),
             batch: ra.batch.unwrap_or(256).max(1),
-            flush_interval: self.duration(ra.flush_interval.as_ref(), "audit.flush_interval", Duration::from_millis(200))?,
+            flush_interval: self.duration(
+                ra.flush_interval.as_ref(),
+                "audit.flush_interval",
+                Duration::from_millis(200),
+            )?,
             queue: ra.queue.unwrap_or(65_536).max(1),
         };
         let format = match raw.log.format.as_ref() {
@@ -438,10 +505,19 @@ impl Validator<'_> {
             Some(s) => match s.get_ref().as_str() {
                 "pretty" => LogFormat::Pretty,
                 "json" => LogFormat::Json,
-                other => return Err(self.at(s, format!("log.format: expected \"pretty\" or \"json\", got {other:?}"))),
+                other => {
+                    return Err(self.at(
+                        s,
+                        format!("log.format: expected \"pretty\" or \"json\", got {other:?}"),
+                    ))
+                }
             },
         };
-        let level = raw.log.level.map(|s| s.into_inner()).unwrap_or_else(|| "info".to_string());
+        let level = raw
+            .log
+            .level
+            .map(|s| s.into_inner())
+            .unwrap_or_else(|| "info".to_string());
         Ok(Config {
             source: None,
             server: ServerConfig {
@@ -517,7 +593,10 @@ mod tests {
     struct MapEnv(Vec<(&'static str, &'static str)>);
     impl Env for MapEnv {
         fn var(&self, name: &str) -> Option<String> {
-            self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+            self.0
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
         }
     }
 
@@ -530,7 +609,10 @@ mod tests {
     #[test]
     fn minimal_config_gets_defaults() {
         let c = parse(MIN).unwrap();
-        assert_eq!(c.upstream.target, UpstreamTarget::Url("http://127.0.0.1:9000".into()));
+        assert_eq!(
+            c.upstream.target,
+            UpstreamTarget::Url("http://127.0.0.1:9000".into())
+        );
         assert_eq!(c.server.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(c.server.metrics, MetricsOn::Admin);
         assert_eq!(c.limits.default_max_tokens, 1024);
@@ -582,7 +664,10 @@ mod tests {
         assert!(parse(&src).unwrap_err().message.contains("admin token"));
         let env = MapEnv(vec![(ENV_ADMIN_TOKEN, "0123456789abcdef0123")]);
         let c = Config::parse(&src, "f", Path::new(""), &env).unwrap();
-        assert_eq!(c.server.admin_token.unwrap().expose(), "0123456789abcdef0123");
+        assert_eq!(
+            c.server.admin_token.unwrap().expose(),
+            "0123456789abcdef0123"
+        );
         let short = format!("{MIN}[server]\nadmin_token = \"short\"\n");
         assert!(parse(&short).unwrap_err().message.contains("16"));
     }
@@ -611,7 +696,10 @@ mod tests {
         assert_eq!(parse_cidr("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
         assert_eq!(parse_cidr("127.0.0.1").unwrap().to_string(), "127.0.0.1/32");
         assert!(parse_cidr("10.0.0.0/33").is_err());
-        let e = parse(&format!("{MIN}[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"bogus\"]\n")).unwrap_err();
+        let e = parse(&format!(
+            "{MIN}[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"bogus\"]\n"
+        ))
+        .unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
     }
 

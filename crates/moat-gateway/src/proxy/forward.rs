@@ -16,7 +16,7 @@ use std::{
 
 use axum::{
     body::Body,
-    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    http::{header, request::Parts, HeaderMap, HeaderValue},
     response::Response,
 };
 use bytes::{Bytes, BytesMut};
@@ -35,17 +35,24 @@ use crate::exchange::Exchange;
 use crate::gateway::Gateway;
 use crate::inspect::InspectRequest;
 use crate::metrics;
+use crate::proxy::models::models;
 use crate::proxy::stream::relay;
 use crate::proxy::usage::{read_response, RequestView};
 
 /// Largest upstream error body kept.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Largest non-streamed upstream response accepted.
-const MAX_RESPONSE_BODY: usize = 256 * 1024 * 1024;
+pub(crate) const MAX_RESPONSE_BODY: usize = 256 * 1024 * 1024;
 
 /// Handles one request to `api` end to end. Never panics on request data;
 /// every outcome is answered in the caller's API format and audited.
-pub async fn proxy(gw: Arc<Gateway>, api: Api, peer: SocketAddr, parts: Parts, body: Body) -> Response {
+pub async fn proxy(
+    gw: Arc<Gateway>,
+    api: Api,
+    peer: SocketAddr,
+    parts: Parts,
+    body: Body,
+) -> Response {
     let ip = client_ip(peer, &parts.headers, &gw.config.server.trusted_proxies);
     let ua = parts
         .headers
@@ -55,14 +62,30 @@ pub async fn proxy(gw: Arc<Gateway>, api: Api, peer: SocketAddr, parts: Parts, b
     let mut ex = Exchange::new(gw.clone(), api, Some(ip), ua);
     match pipeline(&gw, api, ip, &parts, body, &mut ex).await {
         Ok(Forward::Done(resp)) => resp,
-        Ok(Forward::Stream { upstream, strip_usage }) => {
+        Ok(Forward::Stream {
+            upstream,
+            strip_usage,
+        }) => {
             let cap = gw.config.audit.response_prefix_bytes;
             let idle = gw.config.upstream.stream_idle_timeout;
             ex.streaming(upstream.status().as_u16());
-            let body = relay(upstream.bytes_stream().boxed(), ex, api, strip_usage, cap, idle);
+            let mut passed = HeaderMap::new();
+            copy_upstream_headers(upstream.headers(), &mut passed);
+            let body = relay(
+                upstream.bytes_stream().boxed(),
+                ex,
+                api,
+                strip_usage,
+                cap,
+                idle,
+            );
             let mut resp = Response::new(Body::from_stream(body));
             let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.extend(passed);
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             h.insert("x-accel-buffering", HeaderValue::from_static("no"));
             resp
@@ -80,10 +103,17 @@ pub async fn proxy(gw: Arc<Gateway>, api: Api, peer: SocketAddr, parts: Parts, b
 
 enum Forward {
     Done(Response),
-    Stream { upstream: reqwest::Response, strip_usage: bool },
+    Stream {
+        upstream: reqwest::Response,
+        strip_usage: bool,
+    },
 }
 
-async fn authenticate(gw: &Gateway, headers: &HeaderMap, ip: IpAddr) -> Result<AuthedKey, GatewayError> {
+async fn authenticate(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    ip: IpAddr,
+) -> Result<AuthedKey, GatewayError> {
     let token = api_key(headers).ok_or(GatewayError::MissingKey)?;
     Ok(gw.auth.authenticate(token, Some(ip), Utc::now()).await?)
 }
@@ -98,8 +128,12 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     }
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(GatewayError::BodyTooLarge { limit }),
-        Err(e) => Err(GatewayError::InvalidRequest(format!("could not read request body: {e}"))),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(GatewayError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(GatewayError::InvalidRequest(format!(
+            "could not read request body: {e}"
+        ))),
     }
 }
 
@@ -114,7 +148,9 @@ async fn pipeline(
     let authed = authenticate(gw, &parts.headers, ip).await?;
     ex.set_key(&authed);
     if api == Api::OpenAiModels {
-        return models(gw, &authed, ex).await.map(Forward::Done);
+        return models(gw, &authed, ex, parts.uri.path())
+            .await
+            .map(Forward::Done);
     }
 
     let body = read_body(body, &parts.headers, gw.config.server.max_body_bytes).await?;
@@ -123,48 +159,9 @@ async fn pipeline(
     let model = view.model.as_deref().unwrap_or_default();
     let stream = view.is_stream();
     ex.set_request(model, stream);
-
-    if !authed.key.allows_model(model) {
-        return Err(GatewayError::ModelNotAllowed(model.to_string()));
-    }
-    if view.wants_logprobs() && !authed.key.allow_logprobs {
-        return Err(GatewayError::LogprobsNotAllowed);
-    }
-
-    if let Some(inspector) = &gw.inspector {
-        let verdict = inspector.inspect(&InspectRequest {
-            ts: ex.ts(),
-            account: &authed.account,
-            key: &authed.key,
-            ip: Some(ip),
-            user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
-            api,
-            model,
-            body: &body,
-        });
-        if let Some(d) = verdict.decision {
-            ex.set_decision(d);
-        }
-        if let Some(reason) = verdict.block {
-            return Err(GatewayError::Blocked(reason));
-        }
-    }
-
-    let limits = gw.limits_for(&authed.account);
-    let max_out = view.max_output().unwrap_or(gw.config.limits.default_max_tokens);
-    let estimate = Estimate::from_request(body.len(), max_out);
-    let now_ms = Utc::now().timestamp_millis();
-    match gw.limiter.reserve(&authed.account.id, &limits, estimate, now_ms).await {
-        Ok(r) => ex.hold(r),
-        Err(d) if d.exceeds_limit => {
-            return Err(GatewayError::ExceedsLimit {
-                limit: d.limit.as_str(),
-                needed: estimate.tokens,
-                limit_value: d.limit_value,
-            })
-        }
-        Err(d) => return Err(d.into()),
-    }
+    check_scopes(&authed, &view, model)?;
+    inspect(gw, &authed, api, ip, parts, model, &body, ex)?;
+    reserve(gw, &authed, &view, body.len(), ex).await?;
 
     // Ask an OpenAI upstream for the usage chunk if the client did not.
     let strip_usage = stream && api.openai_streaming() && !view.wants_stream_usage();
@@ -175,13 +172,138 @@ async fn pipeline(
     };
     drop(view);
 
-    let u = &gw.upstream;
     let deadline = tokio::time::Instant::now() + gw.config.upstream.timeout;
+    let started = Instant::now();
+    let rb = upstream_request(gw, api, parts, upstream_body, stream);
+    let resp = send(rb, deadline, gw).await?;
+    metrics::upstream(api, started.elapsed());
+    let status = resp.status();
+    if !status.is_success() {
+        let body = read_limited(resp, deadline, MAX_ERROR_BODY, true, gw)
+            .await
+            .unwrap_or_default();
+        return Err(GatewayError::Upstream {
+            status: status.as_u16(),
+            body,
+        });
+    }
+    let is_sse = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    if stream && is_sse {
+        return Ok(Forward::Stream {
+            upstream: resp,
+            strip_usage,
+        });
+    }
+    answer_whole(gw, resp, deadline, ex)
+        .await
+        .map(Forward::Done)
+}
+
+/// Key scopes: allowed models and logprobs.
+fn check_scopes(
+    authed: &AuthedKey,
+    view: &RequestView<'_>,
+    model: &str,
+) -> Result<(), GatewayError> {
+    if !authed.key.allows_model(model) {
+        return Err(GatewayError::ModelNotAllowed(model.to_string()));
+    }
+    if view.wants_logprobs() && !authed.key.allow_logprobs {
+        return Err(GatewayError::LogprobsNotAllowed);
+    }
+    Ok(())
+}
+
+/// The request inspection hook (detection), if one is installed.
+#[allow(clippy::too_many_arguments)]
+fn inspect(
+    gw: &Gateway,
+    authed: &AuthedKey,
+    api: Api,
+    ip: IpAddr,
+    parts: &Parts,
+    model: &str,
+    body: &[u8],
+    ex: &mut Exchange,
+) -> Result<(), GatewayError> {
+    let Some(inspector) = &gw.inspector else {
+        return Ok(());
+    };
+    let verdict = inspector.inspect(&InspectRequest {
+        ts: ex.ts(),
+        account: &authed.account,
+        key: &authed.key,
+        ip: Some(ip),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+        api,
+        model,
+        body,
+    });
+    if let Some(d) = verdict.decision {
+        ex.set_decision(d);
+    }
+    match verdict.block {
+        Some(reason) => Err(GatewayError::Blocked(reason)),
+        None => Ok(()),
+    }
+}
+
+/// Reserves `prompt bytes / 4 + max_tokens` against the account's limits; the
+/// reservation is held by the exchange until it settles.
+async fn reserve(
+    gw: &Gateway,
+    authed: &AuthedKey,
+    view: &RequestView<'_>,
+    body_len: usize,
+    ex: &mut Exchange,
+) -> Result<(), GatewayError> {
+    let limits = gw.limits_for(&authed.account);
+    let max_out = view
+        .max_output()
+        .unwrap_or(gw.config.limits.default_max_tokens);
+    let estimate = Estimate::from_request(body_len, max_out);
+    let now_ms = Utc::now().timestamp_millis();
+    match gw
+        .limiter
+        .reserve(&authed.account.id, &limits, estimate, now_ms)
+        .await
+    {
+        Ok(r) => {
+            ex.hold(r);
+            Ok(())
+        }
+        Err(d) if d.exceeds_limit => Err(GatewayError::ExceedsLimit {
+            limit: d.limit.as_str(),
+            needed: estimate.tokens,
+            limit_value: d.limit_value,
+        }),
+        Err(d) => Err(d.into()),
+    }
+}
+
+/// The upstream request: the gateway's upstream credentials (never the
+/// client's key) and the Anthropic version/beta headers.
+fn upstream_request(
+    gw: &Gateway,
+    api: Api,
+    parts: &Parts,
+    body: Bytes,
+    stream: bool,
+) -> reqwest::RequestBuilder {
+    let u = &gw.upstream;
     let mut rb = u
         .client
-        .post(u.url(api))
+        .post(u.url(api).clone())
         .header(header::CONTENT_TYPE, "application/json")
-        .body(upstream_body);
+        .body(body);
     if let Some(b) = &u.bearer {
         rb = rb.header(header::AUTHORIZATION, b.clone());
     }
@@ -189,7 +311,10 @@ async fn pipeline(
         if let Some(k) = &u.x_api_key {
             rb = rb.header("x-api-key", k.clone());
         }
-        let version = parts.headers.get("anthropic-version").unwrap_or(&u.anthropic_version);
+        let version = parts
+            .headers
+            .get("anthropic-version")
+            .unwrap_or(&u.anthropic_version);
         rb = rb.header("anthropic-version", version.clone());
         if let Some(beta) = parts.headers.get("anthropic-beta") {
             rb = rb.header("anthropic-beta", beta.clone());
@@ -198,38 +323,47 @@ async fn pipeline(
     if stream {
         rb = rb.header(header::ACCEPT, "text/event-stream");
     }
-    let started = Instant::now();
-    let resp = send(rb, deadline, gw).await?;
-    metrics::upstream(api, started.elapsed());
+    rb
+}
+
+/// A non-streamed answer: read whole, usage recorded, body passed on unchanged.
+async fn answer_whole(
+    gw: &Gateway,
+    resp: reqwest::Response,
+    deadline: tokio::time::Instant,
+    ex: &mut Exchange,
+) -> Result<Response, GatewayError> {
     let status = resp.status();
-    if !status.is_success() {
-        let body = read_limited(resp, deadline, MAX_ERROR_BODY, gw).await.unwrap_or_default();
-        return Err(GatewayError::Upstream { status: status.as_u16(), body });
-    }
-    let is_sse = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/event-stream"));
-    if stream && is_sse {
-        return Ok(Forward::Stream { upstream: resp, strip_usage });
-    }
     let content_type = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or(HeaderValue::from_static("application/json"));
-    let request_id = resp.headers().get("x-request-id").cloned();
-    let bytes = read_limited(resp, deadline, MAX_RESPONSE_BODY, gw).await?;
-    read_response(&bytes, ex.outcome_mut(), gw.config.audit.response_prefix_bytes);
+    let mut passed = HeaderMap::new();
+    copy_upstream_headers(resp.headers(), &mut passed);
+    let bytes = read_limited(resp, deadline, MAX_RESPONSE_BODY, false, gw).await?;
+    read_response(
+        &bytes,
+        ex.outcome_mut(),
+        gw.config.audit.response_prefix_bytes,
+    );
     ex.completed(status.as_u16()).await;
     let mut out = Response::new(Body::from(bytes));
     *out.status_mut() = status;
+    out.headers_mut().extend(passed);
     out.headers_mut().insert(header::CONTENT_TYPE, content_type);
-    if let Some(id) = request_id {
-        out.headers_mut().insert("x-request-id", id);
+    Ok(out)
+}
+
+/// Upstream response headers passed on to the client (request ids for support).
+const PASSED_HEADERS: [&str; 2] = ["x-request-id", "request-id"];
+
+fn copy_upstream_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for name in PASSED_HEADERS {
+        if let Some(v) = from.get(name) {
+            to.insert(name, v.clone());
+        }
     }
-    Ok(Forward::Done(out))
 }
 
 fn map_reqwest(e: reqwest::Error, gw: &Gateway) -> GatewayError {
@@ -244,7 +378,11 @@ fn map_reqwest(e: reqwest::Error, gw: &Gateway) -> GatewayError {
     }
 }
 
-async fn send(rb: reqwest::RequestBuilder, deadline: tokio::time::Instant, gw: &Gateway) -> Result<reqwest::Response, GatewayError> {
+pub(crate) async fn send(
+    rb: reqwest::RequestBuilder,
+    deadline: tokio::time::Instant,
+    gw: &Gateway,
+) -> Result<reqwest::Response, GatewayError> {
     match timeout_at(deadline, rb.send()).await {
         Err(_) => Err(GatewayError::UpstreamTimeout(gw.config.upstream.timeout)),
         Ok(Err(e)) => Err(map_reqwest(e, gw)),
@@ -252,19 +390,28 @@ async fn send(rb: reqwest::RequestBuilder, deadline: tokio::time::Instant, gw: &
     }
 }
 
-/// Reads an upstream body, up to `limit` bytes, before `deadline`.
-async fn read_limited(resp: reqwest::Response, deadline: tokio::time::Instant, limit: usize, gw: &Gateway) -> Result<Bytes, GatewayError> {
+/// Reads an upstream body before `deadline`: at most `limit` bytes (cut there
+/// when `truncate`, an error otherwise).
+pub(crate) async fn read_limited(
+    resp: reqwest::Response,
+    deadline: tokio::time::Instant,
+    limit: usize,
+    truncate: bool,
+    gw: &Gateway,
+) -> Result<Bytes, GatewayError> {
     let read = async {
         let mut stream = resp.bytes_stream();
         let mut buf = BytesMut::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| map_reqwest(e, gw))?;
             if buf.len() + chunk.len() > limit {
-                if limit == MAX_ERROR_BODY {
+                if truncate {
                     buf.extend_from_slice(&chunk[..limit - buf.len()]);
                     break;
                 }
-                return Err(GatewayError::UpstreamBadResponse("response too large".into()));
+                return Err(GatewayError::UpstreamBadResponse(
+                    "response too large".into(),
+                ));
             }
             buf.extend_from_slice(&chunk);
         }
@@ -274,38 +421,6 @@ async fn read_limited(resp: reqwest::Response, deadline: tokio::time::Instant, l
         Err(_) => Err(GatewayError::UpstreamTimeout(gw.config.upstream.timeout)),
         Ok(r) => r,
     }
-}
-
-/// `GET /v1/models`, filtered to the models the key may use.
-async fn models(gw: &Arc<Gateway>, authed: &AuthedKey, ex: &mut Exchange) -> Result<Response, GatewayError> {
-    let u = &gw.upstream;
-    let deadline = tokio::time::Instant::now() + gw.config.upstream.timeout;
-    let mut rb = u.client.get(u.url(Api::OpenAiModels));
-    if let Some(b) = &u.bearer {
-        rb = rb.header(header::AUTHORIZATION, b.clone());
-    }
-    let started = Instant::now();
-    let resp = send(rb, deadline, gw).await?;
-    metrics::upstream(Api::OpenAiModels, started.elapsed());
-    let status = resp.status();
-    if !status.is_success() {
-        let body = read_limited(resp, deadline, MAX_ERROR_BODY, gw).await.unwrap_or_default();
-        return Err(GatewayError::Upstream { status: status.as_u16(), body });
-    }
-    let mut bytes = read_limited(resp, deadline, MAX_RESPONSE_BODY, gw).await?;
-    if let Some(allowed) = &authed.key.models {
-        let mut v: Value =
-            serde_json::from_slice(&bytes).map_err(|e| GatewayError::UpstreamBadResponse(format!("models list: {e}")))?;
-        if let Some(data) = v.get_mut("data").and_then(Value::as_array_mut) {
-            data.retain(|m| m.get("id").and_then(Value::as_str).is_some_and(|id| allowed.iter().any(|a| a == id)));
-        }
-        bytes = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
-    }
-    ex.completed(status.as_u16()).await;
-    let mut out = Response::new(Body::from(bytes));
-    *out.status_mut() = StatusCode::OK;
-    out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(out)
 }
 
 /// The body with `stream_options.include_usage = true`. When the body has no
@@ -341,7 +456,9 @@ pub fn with_stream_usage(body: &Bytes, has_stream_options: bool) -> Bytes {
                     so.insert("include_usage".into(), Value::Bool(true));
                 }
             }
-            serde_json::to_vec(&v).map(Bytes::from).unwrap_or_else(|_| body.clone())
+            serde_json::to_vec(&v)
+                .map(Bytes::from)
+                .unwrap_or_else(|_| body.clone())
         }
         Err(_) => body.clone(),
     }
@@ -350,6 +467,7 @@ pub fn with_stream_usage(body: &Bytes, has_stream_options: bool) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     fn parse(b: &Bytes) -> Value {
         serde_json::from_slice(b).unwrap()
@@ -371,21 +489,29 @@ mod tests {
         let mut h = HeaderMap::new();
         let ok = read_body(Body::from(vec![b'a'; 10]), &h, 10).await.unwrap();
         assert_eq!(ok.len(), 10);
-        let e = read_body(Body::from(vec![b'a'; 11]), &h, 10).await.unwrap_err();
+        let e = read_body(Body::from(vec![b'a'; 11]), &h, 10)
+            .await
+            .unwrap_err();
         assert!(matches!(e, GatewayError::BodyTooLarge { limit: 10 }));
         // A declared Content-Length over the cap is refused before reading.
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("1000000"));
         let e = read_body(Body::empty(), &h, 10).await.unwrap_err();
         assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
         // Streamed bodies without a length are cut at the cap.
-        let chunks = futures::stream::iter((0..3).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"123456"))));
-        let e = read_body(Body::from_stream(chunks), &HeaderMap::new(), 10).await.unwrap_err();
+        let chunks = futures::stream::iter(
+            (0..3).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"123456"))),
+        );
+        let e = read_body(Body::from_stream(chunks), &HeaderMap::new(), 10)
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), "body_too_large");
     }
 
     #[test]
     fn rewrites_existing_stream_options() {
-        let b = Bytes::from_static(br#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"x":1}}"#);
+        let b = Bytes::from_static(
+            br#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"x":1}}"#,
+        );
         let v = parse(&with_stream_usage(&b, true));
         assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["stream_options"]["x"], 1);

@@ -191,7 +191,8 @@ pub fn relay(
                         }
                     }
                     if st.splitter.pending() > MAX_EVENT_BYTES {
-                        let err = GatewayError::UpstreamBadResponse("stream event too large".into());
+                        let err =
+                            GatewayError::UpstreamBadResponse("stream event too large".into());
                         out.extend_from_slice(&error_event(st.flavor, &err));
                         st.exchange.stream_failed(&err).await;
                         st.finished = true;
@@ -249,9 +250,23 @@ mod tests {
 
     #[test]
     fn splits_events_across_chunks() {
-        let evs = split_all(&[b"data: a\n", b"\ndata: b\n\nda", b"ta: c\r\n\r", b"\n", b"data: d\n\n"]);
+        let evs = split_all(&[
+            b"data: a\n",
+            b"\ndata: b\n\nda",
+            b"ta: c\r\n\r",
+            b"\n",
+            b"data: d\n\n",
+        ]);
         let evs: Vec<&[u8]> = evs.iter().map(|b| b.as_ref()).collect();
-        assert_eq!(evs, vec![&b"data: a\n\n"[..], b"data: b\n\n", b"data: c\r\n\r\n", b"data: d\n\n"]);
+        assert_eq!(
+            evs,
+            vec![
+                &b"data: a\n\n"[..],
+                b"data: b\n\n",
+                b"data: c\r\n\r\n",
+                b"data: d\n\n"
+            ]
+        );
     }
 
     #[test]
@@ -265,13 +280,19 @@ mod tests {
 
     #[test]
     fn data_lines_are_joined() {
-        assert_eq!(event_data(b"event: e\ndata: 1\ndata:2\n\n").unwrap().as_ref(), b"1\n2");
+        assert_eq!(
+            event_data(b"event: e\ndata: 1\ndata:2\n\n")
+                .unwrap()
+                .as_ref(),
+            b"1\n2"
+        );
         assert!(event_data(b": comment\n\n").is_none());
     }
 
     #[test]
     fn usage_chunk_is_stripped_only_when_asked() {
-        let usage = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n";
+        let usage =
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n";
         let content = b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n";
         let mut out = Outcome::default();
         let mut f = EventFilter::new(Api::OpenAiChat, true, 100);

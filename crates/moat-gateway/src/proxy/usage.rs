@@ -55,7 +55,9 @@ impl<'a> RequestView<'a> {
             } else {
                 // Distinguish "valid JSON but not an object" from garbage.
                 match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                    Ok(_) => GatewayError::InvalidRequest("request body must be a JSON object".into()),
+                    Ok(_) => {
+                        GatewayError::InvalidRequest("request body must be a JSON object".into())
+                    }
                     Err(e) => GatewayError::InvalidJson(e.to_string()),
                 }
             });
@@ -68,12 +70,18 @@ impl<'a> RequestView<'a> {
             }
         })?;
         match view.model.as_deref() {
-            None | Some("") => return Err(GatewayError::InvalidRequest("'model' is required".into())),
-            Some(m) if m.len() > 256 => return Err(GatewayError::InvalidRequest("'model' is too long".into())),
+            None | Some("") => {
+                return Err(GatewayError::InvalidRequest("'model' is required".into()))
+            }
+            Some(m) if m.len() > 256 => {
+                return Err(GatewayError::InvalidRequest("'model' is too long".into()))
+            }
             _ => {}
         }
         if api == Api::AnthropicMessages && view.max_tokens.is_none() {
-            return Err(GatewayError::InvalidRequest("'max_tokens' is required".into()));
+            return Err(GatewayError::InvalidRequest(
+                "'max_tokens' is required".into(),
+            ));
         }
         Ok(view)
     }
@@ -95,7 +103,8 @@ impl<'a> RequestView<'a> {
             None | Some(Value::Null) | Some(Value::Bool(false)) => false,
             Some(_) => true,
         };
-        on(&self.logprobs) || matches!(&self.top_logprobs, Some(v) if !v.is_null() && v.as_u64() != Some(0))
+        on(&self.logprobs)
+            || matches!(&self.top_logprobs, Some(v) if !v.is_null() && v.as_u64() != Some(0))
     }
 
     /// Whether the client asked for the final usage chunk of an OpenAI stream.
@@ -158,7 +167,8 @@ impl UsageView {
     fn apply(&self, out: &mut Outcome) {
         let input = self.prompt_tokens.or_else(|| {
             self.input_tokens.map(|i| {
-                i + self.cache_creation_input_tokens.unwrap_or(0) + self.cache_read_input_tokens.unwrap_or(0)
+                i + self.cache_creation_input_tokens.unwrap_or(0)
+                    + self.cache_read_input_tokens.unwrap_or(0)
             })
         });
         if let Some(i) = input {
@@ -240,7 +250,10 @@ impl ResponseView<'_> {
             out.finish_reason = Some(s.to_string());
         }
         for b in self.content.iter().flatten() {
-            for t in [b.thinking.as_deref(), b.text.as_deref()].into_iter().flatten() {
+            for t in [b.thinking.as_deref(), b.text.as_deref()]
+                .into_iter()
+                .flatten()
+            {
                 had_text |= !t.is_empty();
                 out.push_text(t, cap);
             }
@@ -306,7 +319,10 @@ pub fn read_stream_event(api: Api, data: &[u8], out: &mut Outcome, cap: usize) -
             }
             "content_block_delta" => {
                 if let Some(d) = &ev.delta {
-                    for t in [d.thinking.as_deref(), d.text.as_deref()].into_iter().flatten() {
+                    for t in [d.thinking.as_deref(), d.text.as_deref()]
+                        .into_iter()
+                        .flatten()
+                    {
                         out.text_events += 1;
                         out.push_text(t, cap);
                     }
@@ -362,22 +378,47 @@ mod tests {
 
     #[test]
     fn request_view_errors() {
-        assert!(matches!(RequestView::parse(b"{nope", Api::OpenAiChat), Err(GatewayError::InvalidJson(_))));
-        assert!(matches!(RequestView::parse(b"", Api::OpenAiChat), Err(GatewayError::InvalidJson(_))));
-        assert!(matches!(RequestView::parse(b"[1]", Api::OpenAiChat), Err(GatewayError::InvalidRequest(_))));
-        assert!(matches!(RequestView::parse(b"[1", Api::OpenAiChat), Err(GatewayError::InvalidJson(_))));
-        assert!(matches!(RequestView::parse(br#"{"model":5}"#, Api::OpenAiChat), Err(GatewayError::InvalidRequest(_))));
-        assert!(matches!(RequestView::parse(br#"{"x":1}"#, Api::OpenAiChat), Err(GatewayError::InvalidRequest(_))));
+        assert!(matches!(
+            RequestView::parse(b"{nope", Api::OpenAiChat),
+            Err(GatewayError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            RequestView::parse(b"", Api::OpenAiChat),
+            Err(GatewayError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            RequestView::parse(b"[1]", Api::OpenAiChat),
+            Err(GatewayError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            RequestView::parse(b"[1", Api::OpenAiChat),
+            Err(GatewayError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            RequestView::parse(br#"{"model":5}"#, Api::OpenAiChat),
+            Err(GatewayError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            RequestView::parse(br#"{"x":1}"#, Api::OpenAiChat),
+            Err(GatewayError::InvalidRequest(_))
+        ));
         assert!(matches!(
             RequestView::parse(br#"{"model":"m"}"#, Api::AnthropicMessages),
             Err(GatewayError::InvalidRequest(_))
         ));
-        assert!(matches!(RequestView::parse(br#"{"model":"m"} x"#, Api::OpenAiChat), Err(GatewayError::InvalidJson(_))));
+        assert!(matches!(
+            RequestView::parse(br#"{"model":"m"} x"#, Api::OpenAiChat),
+            Err(GatewayError::InvalidJson(_))
+        ));
     }
 
     #[test]
     fn logprobs_flags() {
-        let p = |s: &str| RequestView::parse(s.as_bytes(), Api::OpenAiCompletions).unwrap().wants_logprobs();
+        let p = |s: &str| {
+            RequestView::parse(s.as_bytes(), Api::OpenAiCompletions)
+                .unwrap()
+                .wants_logprobs()
+        };
         assert!(!p(r#"{"model":"m","logprobs":false}"#));
         assert!(!p(r#"{"model":"m","logprobs":null}"#));
         assert!(p(r#"{"model":"m","logprobs":0}"#));
@@ -408,25 +449,65 @@ mod tests {
     #[test]
     fn openai_stream_events() {
         let mut o = Outcome::default();
-        let k = read_stream_event(Api::OpenAiChat, br#"{"choices":[{"delta":{"content":"a"},"finish_reason":null}],"usage":null}"#, &mut o, 10);
+        let k = read_stream_event(
+            Api::OpenAiChat,
+            br#"{"choices":[{"delta":{"content":"a"},"finish_reason":null}],"usage":null}"#,
+            &mut o,
+            10,
+        );
         assert_eq!(k, EventKind::Forward);
-        let k = read_stream_event(Api::OpenAiChat, br#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":1}}"#, &mut o, 10);
+        let k = read_stream_event(
+            Api::OpenAiChat,
+            br#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":1}}"#,
+            &mut o,
+            10,
+        );
         assert_eq!(k, EventKind::UsageOnly);
-        assert_eq!(read_stream_event(Api::OpenAiChat, b" [DONE]", &mut o, 10), EventKind::Done);
-        assert_eq!(read_stream_event(Api::OpenAiChat, br#"{"error":{"message":"x"}}"#, &mut o, 10), EventKind::Error);
-        assert_eq!((o.input_tokens, o.output_tokens, o.text.as_str()), (Some(7), Some(1), "a"));
+        assert_eq!(
+            read_stream_event(Api::OpenAiChat, b" [DONE]", &mut o, 10),
+            EventKind::Done
+        );
+        assert_eq!(
+            read_stream_event(Api::OpenAiChat, br#"{"error":{"message":"x"}}"#, &mut o, 10),
+            EventKind::Error
+        );
+        assert_eq!(
+            (o.input_tokens, o.output_tokens, o.text.as_str()),
+            (Some(7), Some(1), "a")
+        );
     }
 
     #[test]
     fn anthropic_stream_events() {
         let mut o = Outcome::default();
-        read_stream_event(Api::AnthropicMessages, br#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#, &mut o, 10);
+        read_stream_event(
+            Api::AnthropicMessages,
+            br#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            &mut o,
+            10,
+        );
         read_stream_event(Api::AnthropicMessages, br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"yo"}}"#, &mut o, 10);
         read_stream_event(Api::AnthropicMessages, br#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":5}}"#, &mut o, 10);
-        let k = read_stream_event(Api::AnthropicMessages, br#"{"type":"message_stop"}"#, &mut o, 10);
+        let k = read_stream_event(
+            Api::AnthropicMessages,
+            br#"{"type":"message_stop"}"#,
+            &mut o,
+            10,
+        );
         assert_eq!(k, EventKind::Done);
-        assert_eq!(read_stream_event(Api::AnthropicMessages, br#"{"type":"error","error":{}}"#, &mut o, 10), EventKind::Error);
+        assert_eq!(
+            read_stream_event(
+                Api::AnthropicMessages,
+                br#"{"type":"error","error":{}}"#,
+                &mut o,
+                10
+            ),
+            EventKind::Error
+        );
         assert_eq!((o.input_tokens, o.output_tokens), (Some(9), Some(5)));
-        assert_eq!((o.finish_reason.as_deref(), o.text.as_str(), o.text_events), (Some("max_tokens"), "yo", 1));
+        assert_eq!(
+            (o.finish_reason.as_deref(), o.text.as_str(), o.text_events),
+            (Some("max_tokens"), "yo", 1)
+        );
     }
 }

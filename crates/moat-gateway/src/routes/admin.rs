@@ -7,6 +7,7 @@
 //! | GET | `/admin/v1/accounts/{id}` | | the account |
 //! | POST | `/admin/v1/accounts/{id}/disable` | | the account (its keys are refused at once) |
 //! | POST | `/admin/v1/accounts/{id}/enable` | | the account |
+//! | PUT | `/admin/v1/accounts/{id}/limits` | `{"requests_per_minute","tokens_per_minute","tokens_per_day"}` (absent/null = `[limits]` default) | the account |
 //! | GET | `/admin/v1/keys[?account=A]` | | `{"keys":[...]}` |
 //! | POST | `/admin/v1/keys` | [`CreateKey`] | 201, `{"key":{...},"secret":"moat_..."}` |
 //! | GET | `/admin/v1/keys/{id}` | | the key |
@@ -24,7 +25,7 @@ use axum::{
     http::{header, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, put},
     Json, Router,
 };
 use chrono::Utc;
@@ -38,10 +39,14 @@ use crate::ops::{self, CreateAccount, CreateKey, KeyView, OpsError, RotateKey};
 /// Routes under `/admin/v1`, with the token check applied.
 pub fn router(gw: Arc<Gateway>) -> axum::Router {
     Router::new()
-        .route("/admin/v1/accounts", get(list_accounts).post(create_account))
+        .route(
+            "/admin/v1/accounts",
+            get(list_accounts).post(create_account),
+        )
         .route("/admin/v1/accounts/{id}", get(get_account))
         .route("/admin/v1/accounts/{id}/disable", post(disable_account))
         .route("/admin/v1/accounts/{id}/enable", post(enable_account))
+        .route("/admin/v1/accounts/{id}/limits", put(set_limits))
         .route("/admin/v1/keys", get(list_keys).post(create_key))
         .route("/admin/v1/keys/{id}", get(get_key))
         .route("/admin/v1/keys/{id}/revoke", post(revoke_key))
@@ -53,7 +58,11 @@ pub fn router(gw: Arc<Gateway>) -> axum::Router {
 
 fn error(status: u16, code: &str, message: impl std::fmt::Display) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(json!({"error": {"message": message.to_string(), "code": code}}))).into_response()
+    (
+        status,
+        Json(json!({"error": {"message": message.to_string(), "code": code}})),
+    )
+        .into_response()
 }
 
 impl IntoResponse for OpsError {
@@ -73,7 +82,10 @@ async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let ok: bool = presented.as_bytes().ct_eq(expected.expose().as_bytes()).into();
+    let ok: bool = presented
+        .as_bytes()
+        .ct_eq(expected.expose().as_bytes())
+        .into();
     if !ok {
         crate::metrics::rejection("admin_unauthorized");
         return error(401, "unauthorized", "missing or wrong admin token");
@@ -82,7 +94,11 @@ async fn require_token(State(gw): State<Arc<Gateway>>, req: Request, next: Next)
 }
 
 fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, OpsError> {
-    let src: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let src: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
     serde_json::from_slice(src).map_err(|e| OpsError::Invalid(format!("invalid JSON body: {e}")))
 }
 
@@ -97,7 +113,10 @@ async fn create_account(State(gw): State<Arc<Gateway>>, body: Bytes) -> Result<R
     Ok((StatusCode::CREATED, Json(account)).into_response())
 }
 
-async fn get_account(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Result<Response, OpsError> {
+async fn get_account(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+) -> Result<Response, OpsError> {
     match gw.store.get_account(&id).await? {
         Some(a) => Ok(Json(a).into_response()),
         None => Err(OpsError::NotFound(format!("account {id:?} not found"))),
@@ -112,12 +131,30 @@ async fn set_disabled(gw: &Gateway, id: &str, disabled: bool) -> Result<Response
     Ok(Json(a).into_response())
 }
 
-async fn disable_account(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Result<Response, OpsError> {
+async fn disable_account(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+) -> Result<Response, OpsError> {
     set_disabled(&gw, &id, true).await
 }
 
-async fn enable_account(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Result<Response, OpsError> {
+async fn enable_account(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+) -> Result<Response, OpsError> {
     set_disabled(&gw, &id, false).await
+}
+
+async fn set_limits(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, OpsError> {
+    let limits: moat_store::AccountLimits = parse_json(&body)?;
+    let a = gw.store.set_account_limits(&id, limits).await?;
+    gw.auth.invalidate_all();
+    tracing::info!(account = %id, "account limits updated");
+    Ok(Json(a).into_response())
 }
 
 #[derive(Deserialize)]
@@ -125,7 +162,10 @@ struct KeyQuery {
     account: Option<String>,
 }
 
-async fn list_keys(State(gw): State<Arc<Gateway>>, Query(q): Query<KeyQuery>) -> Result<Response, OpsError> {
+async fn list_keys(
+    State(gw): State<Arc<Gateway>>,
+    Query(q): Query<KeyQuery>,
+) -> Result<Response, OpsError> {
     let now = Utc::now();
     let keys: Vec<KeyView> = gw
         .store
@@ -143,21 +183,31 @@ async fn create_key(State(gw): State<Arc<Gateway>>, body: Bytes) -> Result<Respo
     Ok((StatusCode::CREATED, Json(new)).into_response())
 }
 
-async fn get_key(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Result<Response, OpsError> {
+async fn get_key(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+) -> Result<Response, OpsError> {
     match gw.store.get_key(&id).await? {
         Some(k) => Ok(Json(KeyView::new(&k, Utc::now())).into_response()),
         None => Err(OpsError::NotFound(format!("API key {id:?} not found"))),
     }
 }
 
-async fn revoke_key(State(gw): State<Arc<Gateway>>, Path(id): Path<String>) -> Result<Response, OpsError> {
+async fn revoke_key(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+) -> Result<Response, OpsError> {
     let k = gw.store.revoke_key(&id).await?;
     gw.auth.invalidate(&id);
     tracing::info!(key_id = %id, "API key revoked");
     Ok(Json(KeyView::new(&k, Utc::now())).into_response())
 }
 
-async fn rotate_key(State(gw): State<Arc<Gateway>>, Path(id): Path<String>, body: Bytes) -> Result<Response, OpsError> {
+async fn rotate_key(
+    State(gw): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, OpsError> {
     let req: RotateKey = parse_json(&body)?;
     let new = ops::rotate_key(&gw.store, &id, req, Utc::now()).await?;
     gw.auth.invalidate(&id);
@@ -167,7 +217,11 @@ async fn rotate_key(State(gw): State<Arc<Gateway>>, Path(id): Path<String>, body
 
 async fn verify_audit(State(gw): State<Arc<Gateway>>) -> Result<Response, OpsError> {
     let r = gw.store.verify_audit().await?;
-    let status = if r.is_ok() { StatusCode::OK } else { StatusCode::CONFLICT };
+    let status = if r.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
     Ok((
         status,
         Json(json!({

@@ -9,7 +9,14 @@ use crate::error::{Flavor, GatewayError};
 
 /// `GET /healthz`: the process is up and serving.
 pub async fn healthz() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], r#"{"status":"ok"}"#)
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        r#"{"status":"ok"}"#,
+    )
         .into_response()
 }
 
@@ -17,7 +24,10 @@ pub async fn healthz() -> Response {
 pub async fn metrics() -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
         crate::metrics::render(),
     )
         .into_response()

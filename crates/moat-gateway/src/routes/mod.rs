@@ -21,6 +21,7 @@ pub fn public(gw: Arc<Gateway>) -> Router {
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
         .route("/v1/models", get(openai::models))
+        .route("/v1/models/{*id}", get(openai::models))
         .route("/v1/messages", post(anthropic::messages))
         .route("/healthz", get(health::healthz));
     if gw.config.server.metrics == MetricsOn::Main {

@@ -12,7 +12,11 @@ use crate::gateway::Gateway;
 use crate::proxy::forward::proxy;
 
 /// `POST /v1/chat/completions`
-pub async fn chat(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+pub async fn chat(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     proxy(gw, Api::OpenAiChat, peer, parts, body).await
 }
@@ -27,8 +31,12 @@ pub async fn completions(
     proxy(gw, Api::OpenAiCompletions, peer, parts, body).await
 }
 
-/// `GET /v1/models`
-pub async fn models(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+/// `GET /v1/models` and `GET /v1/models/{id}`
+pub async fn models(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     proxy(gw, Api::OpenAiModels, peer, parts, body).await
 }

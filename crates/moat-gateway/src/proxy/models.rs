@@ -1,0 +1,124 @@
+//! `GET /v1/models` (the list, filtered to the key's models) and
+//! `GET /v1/models/{id}` (one model, refused outside the key's scope).
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    body::Body,
+    http::{header, HeaderValue, StatusCode},
+    response::Response,
+};
+use bytes::Bytes;
+use moat_store::AuthedKey;
+use serde_json::Value;
+
+use crate::api::Api;
+use crate::error::GatewayError;
+use crate::exchange::Exchange;
+use crate::gateway::Gateway;
+use crate::metrics;
+use crate::proxy::forward::{read_limited, send, MAX_ERROR_BODY, MAX_RESPONSE_BODY};
+
+/// Answers `path` (`/v1/models` or `/v1/models/{id}`) from the upstream.
+pub(crate) async fn models(
+    gw: &Arc<Gateway>,
+    authed: &AuthedKey,
+    ex: &mut Exchange,
+    path: &str,
+) -> Result<Response, GatewayError> {
+    let u = &gw.upstream;
+    let mut url = u.url(Api::OpenAiModels).clone();
+    let one = path
+        .strip_prefix(Api::OpenAiModels.path())
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|rest| !rest.is_empty());
+    if let Some(raw) = one {
+        let id = percent_decode(raw)
+            .ok_or_else(|| GatewayError::InvalidRequest("invalid model id in path".into()))?;
+        ex.set_request(&id, false);
+        if !authed.key.allows_model(&id) {
+            return Err(GatewayError::ModelNotAllowed(id));
+        }
+        if raw.split('/').any(|seg| seg == "." || seg == "..") {
+            return Err(GatewayError::InvalidRequest(
+                "invalid model id in path".into(),
+            ));
+        }
+        let joined = format!("{}/{raw}", url.path());
+        url.set_path(&joined);
+    }
+    let deadline = tokio::time::Instant::now() + gw.config.upstream.timeout;
+    let mut rb = u.client.get(url);
+    if let Some(b) = &u.bearer {
+        rb = rb.header(header::AUTHORIZATION, b.clone());
+    }
+    let started = Instant::now();
+    let resp = send(rb, deadline, gw).await?;
+    metrics::upstream(Api::OpenAiModels, started.elapsed());
+    let status = resp.status();
+    if !status.is_success() {
+        let body = read_limited(resp, deadline, MAX_ERROR_BODY, true, gw)
+            .await
+            .unwrap_or_default();
+        return Err(GatewayError::Upstream {
+            status: status.as_u16(),
+            body,
+        });
+    }
+    let mut bytes = read_limited(resp, deadline, MAX_RESPONSE_BODY, false, gw).await?;
+    if let (None, Some(allowed)) = (one, &authed.key.models) {
+        let mut v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| GatewayError::UpstreamBadResponse(format!("models list: {e}")))?;
+        if let Some(data) = v.get_mut("data").and_then(Value::as_array_mut) {
+            data.retain(|m| {
+                m.get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| allowed.iter().any(|a| a == id))
+            });
+        }
+        bytes = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+    }
+    ex.completed(status.as_u16()).await;
+    let mut out = Response::new(Body::from(bytes));
+    *out.status_mut() = StatusCode::OK;
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(out)
+}
+
+/// Decodes `%XX` escapes of a URL path segment; `None` if invalid or not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn decodes_model_ids() {
+        assert_eq!(
+            percent_decode("meta-llama%2FLlama-3").as_deref(),
+            Some("meta-llama/Llama-3")
+        );
+        assert_eq!(percent_decode("a/b").as_deref(), Some("a/b"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("bad%zz"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+}

@@ -28,7 +28,7 @@
 //!
 //! Bounds: at most `max_accounts_per_key` members are remembered per key (later accounts
 //! are still compared with them), at most `max_shared_keys` keys overall (new keys are
-//! ignored beyond that), and one byte per linked pair.
+//! ignored beyond that), and one byte per linked pair, at most [`MAX_PAIRS`] pairs.
 
 use std::collections::HashMap;
 
@@ -48,6 +48,9 @@ pub const SUSPECT: u8 = 8;
 
 const CREATED_WINDOW_MS: i64 = 72 * 3_600_000;
 const RECENT_YOUNG: usize = 256;
+/// Linked-pair records kept at most (one byte of link kinds each); new pairs are ignored
+/// beyond that.
+pub const MAX_PAIRS: usize = 1 << 22;
 
 /// Union-find over account indices plus the shared-key index.
 #[derive(Debug, Default)]
@@ -187,6 +190,9 @@ impl Clusters {
             return;
         }
         let pk = (u64::from(i.min(j)) << 32) | u64::from(i.max(j));
+        if self.pairs.len() >= MAX_PAIRS && !self.pairs.contains_key(&pk) {
+            return;
+        }
         let m = self.pairs.entry(pk).or_insert(0);
         *m |= kind;
         let mask = *m;

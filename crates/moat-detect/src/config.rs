@@ -44,7 +44,7 @@ impl Default for DetectConfig {
             harvest_tokens_floor: 12_000.0,
             min_cluster_size: 3,
             max_accounts_per_key: 48,
-            max_shared_keys: 1 << 20,
+            max_shared_keys: 1 << 18,
             disable_clustering: false,
         }
     }

@@ -27,6 +27,14 @@ impl Decayed {
         self.value = v as f32;
     }
 
+    /// Difference of two decayed counters (aligned to the later timestamp, floored at 0).
+    pub fn subtract(&mut self, other: &Decayed, half_life_ms: f64) {
+        let t = self.ts_ms.max(other.ts_ms);
+        let v = self.value_at(t, half_life_ms) - other.value_at(t, half_life_ms);
+        self.value = v.max(0.0) as f32;
+        self.ts_ms = t;
+    }
+
     /// Sum of two decayed counters (aligned to the later timestamp).
     pub fn merge(&mut self, other: &Decayed, half_life_ms: f64) {
         let t = self.ts_ms.max(other.ts_ms);

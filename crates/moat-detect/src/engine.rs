@@ -252,8 +252,17 @@ impl Engine {
         collect: bool,
     ) -> (Assessment, bool) {
         let cfg = &self.cfg;
-        let mut best =
-            policy::assess_with(&self.accounts[i as usize].evidence, now_ms, cfg, collect);
+        let st = &self.accounts[i as usize];
+        // a request outside the extraction sub-stream is judged on the rest of the
+        // account's traffic, so a distiller's share does not taint its neighbours
+        let mut best = if !sub && st.substream.n > 0 {
+            let rest = st
+                .evidence
+                .minus(&st.substream, cfg.rate_half_life_hours * HOUR_MS);
+            policy::assess_with(&rest, now_ms, cfg, collect)
+        } else {
+            policy::assess_with(&st.evidence, now_ms, cfg, collect)
+        };
         let mut from_cluster = false;
         let size = self.clusters.size_of(i);
         if size >= cfg.min_cluster_size {
@@ -280,7 +289,6 @@ impl Engine {
                 }
             }
         }
-        let st = &self.accounts[i as usize];
         if sub {
             let s = policy::assess_with(&st.substream, now_ms, cfg, collect);
             if s.z > best.z {
@@ -359,9 +367,16 @@ impl Engine {
     }
 
     /// Bytes of the fixed-size per-account state (evidence counters, skeleton table,
-    /// address ring, metadata): the same after ten requests or ten million.
+    /// address ring, metadata): the same after ten requests or ten million. Accounts with
+    /// several principals (keys / end users / clients) add one [`PrincipalTable`] of
+    /// `principal_table_bytes()`.
     pub fn account_state_bytes() -> usize {
         std::mem::size_of::<AccountState>()
+    }
+
+    /// Bytes of the principal table an account gets once it has a second principal.
+    pub fn principal_table_bytes() -> usize {
+        std::mem::size_of::<PrincipalTable>()
     }
 
     /// Approximate bytes of state per account (fixed-size account state plus its share of
@@ -371,7 +386,13 @@ impl Engine {
         let fixed = std::mem::size_of::<AccountState>() * self.accounts.capacity();
         let names: usize = self.names.iter().map(|s| s.capacity() * 2 + 48).sum();
         let index = self.index.capacity() * 40;
-        (fixed + names + index + self.clusters.heap_bytes()) as f64 / n as f64
+        let principals: usize = self
+            .accounts
+            .iter()
+            .filter(|a| a.principals.is_some())
+            .count()
+            * std::mem::size_of::<PrincipalTable>();
+        (fixed + names + index + principals + self.clusters.heap_bytes()) as f64 / n as f64
     }
 }
 

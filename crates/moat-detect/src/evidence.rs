@@ -93,6 +93,12 @@ pub struct Evidence {
     pub active_hours: u64,
     /// Hour index (ms / 3.6e6) of the latest activity.
     pub last_hour: i64,
+    /// Inter-arrival gaps seen (for regularity).
+    pub gap_n: u32,
+    /// Sum of inter-arrival gaps, seconds.
+    pub gap_sum: f32,
+    /// Sum of squared inter-arrival gaps, seconds².
+    pub gap_sq_sum: f32,
     /// Topic histogram of single-turn prompts (breadth).
     pub topics: [u16; TOPICS],
 }
@@ -102,6 +108,13 @@ impl Evidence {
     pub fn observe(&mut self, ts_ms: i64, f: &RequestFeatures, cx: &Context) {
         if self.n == 0 || ts_ms < self.first_ts {
             self.first_ts = ts_ms;
+        }
+        if self.n > 0 && ts_ms >= self.last_ts {
+            // gaps above a day are pauses, not rhythm
+            let gap = ((ts_ms - self.last_ts) as f32 / 1000.0).min(86_400.0);
+            self.gap_n += 1;
+            self.gap_sum += gap;
+            self.gap_sq_sum += gap * gap;
         }
         self.last_ts = self.last_ts.max(ts_ms);
         self.n += 1;
@@ -187,6 +200,20 @@ impl Evidence {
         }
     }
 
+    /// Mean and coefficient of variation of the inter-arrival gaps (None before 50 gaps).
+    pub fn gap_regularity(&self) -> Option<(f64, f64)> {
+        if self.gap_n < 50 {
+            return None;
+        }
+        let n = f64::from(self.gap_n);
+        let mean = f64::from(self.gap_sum) / n;
+        if mean < 1.0 {
+            return None;
+        }
+        let var = (f64::from(self.gap_sq_sum) / n - mean * mean).max(0.0);
+        Some((mean, var.sqrt() / mean))
+    }
+
     /// Distinct active hours among the 48 before `now_ms`.
     pub fn active_hours_48(&self, now_ms: i64) -> u32 {
         let now_h = now_ms.div_euclid(3_600_000);
@@ -201,6 +228,45 @@ impl Evidence {
             (1u64 << window) - 1
         };
         (self.active_hours & mask).count_ones()
+    }
+
+    /// This evidence without `part` (a subset of the same requests, e.g. the extraction
+    /// sub-stream). Counters subtract; the activity ring and time span stay.
+    pub fn minus(&self, part: &Evidence, half_life_ms: f64) -> Evidence {
+        let mut r = self.clone();
+        r.n = r.n.saturating_sub(part.n);
+        r.reasoning_sum = (r.reasoning_sum - part.reasoning_sum).max(0.0);
+        r.reasoning_strong = r.reasoning_strong.saturating_sub(part.reasoning_strong);
+        r.thinking = r.thinking.saturating_sub(part.thinking);
+        r.shape = r.shape.saturating_sub(part.shape);
+        r.shape_sum = (r.shape_sum - part.shape_sum).max(0.0);
+        r.sampling = r.sampling.saturating_sub(part.sampling);
+        r.grader = r.grader.saturating_sub(part.grader);
+        r.followup = r.followup.saturating_sub(part.followup);
+        r.agent = r.agent.saturating_sub(part.agent);
+        r.novel = r.novel.saturating_sub(part.novel);
+        r.templated = r.templated.saturating_sub(part.templated);
+        r.young = r.young.saturating_sub(part.young);
+        r.unverified = r.unverified.saturating_sub(part.unverified);
+        r.new_ip = r.new_ip.saturating_sub(part.new_ip);
+        r.settled = r.settled.saturating_sub(part.settled);
+        r.in_tokens = r.in_tokens.saturating_sub(part.in_tokens);
+        r.out_tokens = r.out_tokens.saturating_sub(part.out_tokens);
+        r.single_out_tokens = r.single_out_tokens.saturating_sub(part.single_out_tokens);
+        r.single_settled = r.single_settled.saturating_sub(part.single_settled);
+        for (a, b) in r.hours.0.iter_mut().zip(part.hours.0.iter()) {
+            *a = a.saturating_sub(*b);
+        }
+        for (a, b) in r.topics.iter_mut().zip(part.topics.iter()) {
+            *a = a.saturating_sub(*b);
+        }
+        r.gap_n = r.gap_n.saturating_sub(part.gap_n);
+        r.gap_sum = (r.gap_sum - part.gap_sum).max(0.0);
+        r.gap_sq_sum = (r.gap_sq_sum - part.gap_sq_sum).max(0.0);
+        r.harvest.subtract(&part.harvest, half_life_ms);
+        r.reasoning_harvest
+            .subtract(&part.reasoning_harvest, half_life_ms);
+        r
     }
 
     /// Adds another account's (or cluster's) evidence.

@@ -44,8 +44,8 @@ pub struct RequestFeatures {
     pub ip_key: u64,
     /// End-user id sent by the client (`user` / `metadata.user_id`), hashed; 0 if none.
     pub end_user_key: u64,
-    /// The *principal* behind the request inside its account: API key, end-user id, user
-    /// agent and /24 together (hashed). Set by [`RequestFeatures::with_client`]; 0 if not.
+    /// The *principal* behind the request inside its account: API key, end-user id and
+    /// user agent together (hashed). Set by [`RequestFeatures::with_client`]; 0 if not.
     pub principal_key: u64,
 }
 
@@ -119,14 +119,13 @@ impl RequestFeatures {
         }
     }
 
-    /// Sets the principal (API key, end user, user agent, /24) of the request. A
+    /// Sets the principal (API key, end user, user agent) of the request. A
     /// distiller hidden behind a reseller's key, or a leaked key used from elsewhere, is
     /// then also scored on its own traffic.
     pub fn with_client(mut self, key: &str, user_agent: &str) -> Self {
         let mut h = hash_str(key);
         h = (h.rotate_left(13) ^ hash_str(user_agent)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         h = (h.rotate_left(13) ^ self.end_user_key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h = (h.rotate_left(13) ^ self.subnet_key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.principal_key = h | 1;
         self
     }

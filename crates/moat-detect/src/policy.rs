@@ -50,6 +50,8 @@ pub enum Reason {
     Cadence { hours: u32, flatness: f64 },
     /// Share of requests repeating one of the account's templates (negative evidence).
     OneTemplate { frac: f64 },
+    /// Regular inter-arrival gaps.
+    Clockwork { interval_s: f64, cv: f64 },
     /// Share of requests from new accounts.
     Young { frac: f64 },
     /// Unverified account(s).
@@ -122,6 +124,11 @@ impl std::fmt::Display for Reason {
             Reason::OneTemplate { frac } => {
                 write!(f, "{} of requests follow the account's own templates", pct(*frac))
             }
+            Reason::Clockwork { interval_s, cv } => write!(
+                f,
+                "requests arrive like clockwork (every {interval_s:.1} s, variation {:.0}%)",
+                100.0 * cv
+            ),
             Reason::Young { frac } => write!(f, "{} of requests from accounts created days ago", pct(*frac)),
             Reason::Unverified => f.write_str("unverified account"),
             Reason::IpChurn { frac } => write!(
@@ -348,6 +355,13 @@ pub fn assess_with(e: &Evidence, now_ms: i64, cfg: &DetectConfig, collect: bool)
                 hours: e.hours.hours_covered(1),
                 flatness: fl,
             },
+        );
+    }
+    // clockwork arrivals: a script pacing itself under the limits
+    if let Some((mean, cv)) = e.gap_regularity() {
+        a.add(
+            ((0.35 - cv) / 0.25).clamp(0.0, 1.0),
+            Reason::Clockwork { interval_s: mean, cv },
         );
     }
     // account age and verification

@@ -1,4 +1,4 @@
-//! Principals inside an account: the API key, end-user id, user agent and /24 behind a
+//! Principals inside an account: the API key, end-user id and user agent behind a
 //! request. A reseller's account carries many end users, and a leaked key is used from
 //! somewhere else; scoring the heaviest principals separately lets the engine restrict a
 //! distiller without blocking the customer whose traffic hides it.
@@ -42,7 +42,9 @@ impl PrincipalTable {
             }
         }
         self.keys[min_i] = key;
-        self.counts[min_i] = 1;
+        // space-saving: the newcomer inherits the evicted count, so two alternating
+        // newcomers cannot keep evicting each other's fresh slot
+        self.counts[min_i] = self.counts[min_i].saturating_add(1);
         self.evidence[min_i] = Evidence::default();
         min_i
     }

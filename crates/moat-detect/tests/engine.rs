@@ -293,7 +293,21 @@ fn reseller_follow_ups_are_served_while_harvesting_requests_are_restricted() {
     let mut harvest_restricted = 0;
     let mut followups_restricted = 0;
     for i in 0..600i64 {
-        let d = if i % 2 == 0 {
+        let d = if i % 4 == 1 {
+            // ordinary single-turn requests of the reseller's other end users
+            let d = step(
+                &mut e,
+                &event(
+                    T0 + i * MIN,
+                    "reseller",
+                    "203.0.113.2",
+                    chat(None, &broad_prompt(&mut rng)),
+                ),
+                200,
+            );
+            followups_restricted += usize::from(restricted(&d));
+            d
+        } else if i % 2 == 0 {
             let mut req = chat(Some(COT), &math_problem(&mut rng));
             req["max_tokens"] = json!(8192);
             let d = step(
@@ -317,7 +331,10 @@ fn reseller_follow_ups_are_served_while_harvesting_requests_are_restricted() {
         let _ = d;
     }
     assert!(harvest_restricted > 200, "{harvest_restricted}");
-    assert_eq!(followups_restricted, 0);
+    assert_eq!(
+        followups_restricted, 0,
+        "ordinary requests of the reseller are served"
+    );
 }
 
 fn scenario(outcome_tokens_of_last: u64) -> Vec<moat_detect::Decision> {
@@ -486,4 +503,46 @@ fn single_turn_app_with_diurnal_users_is_not_restricted() {
             assert!(!restricted(&d), "day {day} request {k}: {d:?}");
         }
     }
+}
+
+#[test]
+fn leaked_key_used_elsewhere_is_restricted_while_the_app_is_served() {
+    let mut e = Engine::new(DetectConfig::default());
+    e.upsert_account(meta("app", T0 - 500 * DAY, true));
+    let sys =
+        "You are Lumen, a friendly assistant inside the Lumen app. Answer clearly and concisely.";
+    let mut rng = Rng(51);
+    let (mut thief_late, mut thief_late_restricted, mut app_restricted) = (0, 0, 0);
+    for i in 0..6000i64 {
+        let ts = T0 + i * 40_000;
+        if i % 2 == 0 {
+            // the app: conversations
+            let q = broad_prompt(&mut rng);
+            let req = if i % 6 == 0 {
+                chat(Some(sys), &q)
+            } else {
+                json!({"model":"m","messages":[{"role":"system","content":sys},{"role":"user","content":q},
+                       {"role":"assistant","content":"..."},{"role":"user","content":"and then?"}]})
+            };
+            let mut ev = event(ts, "app", "198.51.100.10", req);
+            ev.user_agent = "OpenAI/JS 4.67.3".into();
+            app_restricted += usize::from(restricted(&step(&mut e, &ev, 300)));
+        } else {
+            // someone else with a copy of the key: broad single-turn harvesting, long answers
+            let mut req = chat(None, &broad_prompt(&mut rng));
+            req["max_tokens"] = json!(2048);
+            let mut ev = event(ts, "app", "203.0.113.77", req);
+            ev.user_agent = "python-requests/2.32.3".into();
+            let d = step(&mut e, &ev, 900);
+            if i > 1500 {
+                thief_late += 1;
+                thief_late_restricted += usize::from(restricted(&d));
+            }
+        }
+    }
+    assert_eq!(app_restricted, 0);
+    assert!(
+        thief_late_restricted * 10 >= thief_late * 9,
+        "{thief_late_restricted}/{thief_late}"
+    );
 }

@@ -225,12 +225,14 @@ impl Lexer {
         }
         let blank = first.is_none() || first == Some('\n');
         let fence_char = first.unwrap_or(' ');
+        // Fences are recognised at any indentation (LLM output indents them inside list
+        // items, often with a tab, and closes them at column 0).
         if let Some((fc, flen)) = self.fence {
-            if indent <= 3 && fence_char == fc && fence_run >= flen {
+            if fence_char == fc && fence_run >= flen {
                 self.fence = None;
             }
             self.line_code = true;
-        } else if indent <= 3 && fence_run >= 3 {
+        } else if fence_run >= 3 {
             self.fence = Some((fence_char, fence_run));
             self.line_code = true;
         } else if indent >= 4 && !blank {

@@ -328,6 +328,8 @@ fn protected_spans_are_untouched() {
                 \n    indented big code don't\n\
                 \tlarge tab code\n\
                 ~~~\nlarge\n~~~\n\
+                * list item:\n\t```\nfor instance big\n```\n\
+                1. step\n   ```sh\nthe large one\n   ```\n\
                 large-scale and big-data and x/big and big/y.\n";
     for seed in 0..40u8 {
         let m = marker(seed);

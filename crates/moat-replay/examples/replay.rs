@@ -45,5 +45,9 @@ fn main() -> anyhow::Result<()> {
         s.state_bytes_per_account
     );
     eprintln!("actions: {:?}", s.actions);
+    eprintln!(
+        "accounts with several principals add {} bytes each",
+        moat_detect::Engine::principal_table_bytes()
+    );
     Ok(())
 }

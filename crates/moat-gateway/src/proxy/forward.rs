@@ -16,7 +16,7 @@ use std::{
 
 use axum::{
     body::Body,
-    http::{header, request::Parts, HeaderMap, HeaderValue},
+    http::{header, request::Parts, HeaderMap, HeaderValue, Version},
     response::Response,
 };
 use bytes::{Bytes, BytesMut};
@@ -96,7 +96,13 @@ pub async fn proxy(
             }
             ex.fail(&e);
             ex.settle().await;
-            e.to_response(api.flavor())
+            let mut resp = e.to_response(api.flavor());
+            if matches!(e, GatewayError::BodyTooLarge { .. }) && parts.version < Version::HTTP_2 {
+                // The rest of the body was not read: this connection cannot be reused.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
         }
     }
 }

@@ -22,11 +22,15 @@
 //! ```
 //!
 //! Layout: [`features`] extracts per-request features (a pure function of the request,
-//! so replay computes them in parallel and then calls [`Engine::decide_features`] in
-//! order); [`signals`] holds the per-request detectors; [`evidence`] the bounded
-//! per-account counters; [`cadence`] the arrival-rhythm statistics; [`cluster`] the
-//! cross-account linking; [`policy`] the scoring and the action ladder. See
+//! read through the borrowed [`request_view::RequestView`], so replay computes them in
+//! parallel and then calls [`Engine::decide_features`] in order); [`signals`] holds the
+//! per-request detectors (reasoning elicitation, harvest shapes, grader prompts, prompt
+//! skeletons, topics); [`evidence`] the bounded per-account counters; [`cadence`] the
+//! arrival-rhythm statistics; [`principals`] the per-key/end-user split inside an account;
+//! [`cluster`] the cross-account linking; [`policy`] the scoring and the action ladder. See
 //! `docs/detection.md` for how each signal works and how it might be evaded.
+
+#![warn(missing_docs)]
 
 pub mod cadence;
 pub mod cluster;

@@ -17,7 +17,10 @@ pub const PRIOR_Z: f64 = -4.5;
 
 const HOUR_MS: f64 = 3_600_000.0;
 
-/// Why a term contributes (formatted lazily: most decisions never print reasons).
+/// Why a term contributes (formatted lazily: most decisions never print reasons). Field
+/// names say what they hold: `frac` a share of the requests, `n` the request count,
+/// `tokens` harvested answer tokens, `mean` a mean answer length in tokens.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason {
     /// Share of requests asking for the full reasoning trace.
@@ -361,7 +364,10 @@ pub fn assess_with(e: &Evidence, now_ms: i64, cfg: &DetectConfig, collect: bool)
     if let Some((mean, cv)) = e.gap_regularity() {
         a.add(
             ((0.35 - cv) / 0.25).clamp(0.0, 1.0),
-            Reason::Clockwork { interval_s: mean, cv },
+            Reason::Clockwork {
+                interval_s: mean,
+                cv,
+            },
         );
     }
     // account age and verification

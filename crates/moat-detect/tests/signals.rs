@@ -247,3 +247,26 @@ fn features_are_identical_from_value_and_from_text() {
     assert_eq!(from_value.reasoning, reasoning::STRONG);
     assert_ne!(from_value.tools_key, 0);
 }
+
+#[test]
+fn clockwork_gaps_vs_random_gaps() {
+    use moat_detect::evidence::{Context, Evidence};
+    let f = RequestFeatures::default();
+    let cx = Context::default();
+    let mut clock = Evidence::default();
+    let mut random = Evidence::default();
+    let mut rng = Rng(17);
+    let (mut t1, mut t2) = (T0, T0);
+    for _ in 0..200 {
+        t1 += 12_000 + rng.below(600) as i64; // every 12 s, ±2.5 %
+        clock.observe(t1, &f, &cx);
+        // exponential-ish gaps with mean ~60 s
+        let u = (rng.below(1_000_000) as f64 + 1.0) / 1_000_001.0;
+        t2 += (-u.ln() * 60_000.0) as i64 + 1;
+        random.observe(t2, &f, &cx);
+    }
+    let (mean, cv) = clock.gap_regularity().unwrap();
+    assert!((mean - 12.3).abs() < 0.5 && cv < 0.05, "{mean} {cv}");
+    let (_, cv) = random.gap_regularity().unwrap();
+    assert!(cv > 0.7, "{cv}");
+}

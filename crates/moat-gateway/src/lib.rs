@@ -8,6 +8,7 @@
 pub mod api;
 pub mod client_addr;
 pub mod config;
+pub mod detection;
 pub mod error;
 pub mod exchange;
 pub mod gateway;

@@ -11,6 +11,7 @@ use moat_store::{AuditWriter, AuditWriterConfig, AuditWriterTask, KeyAuthenticat
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, UpstreamTarget};
+use crate::detection::DetectionInspector;
 use crate::gateway::{Gateway, Upstream};
 use crate::inspect::RequestInspector;
 use crate::routes;
@@ -109,7 +110,9 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
         limiter,
         audit,
         upstream,
-        inspector: opts.inspector,
+        inspector: Some(opts.inspector.unwrap_or_else(|| {
+            Arc::new(DetectionInspector::new(config.detect.clone())) as Arc<dyn RequestInspector>
+        })),
     });
 
     let addr = main_listener.local_addr()?;

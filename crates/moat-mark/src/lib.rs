@@ -38,7 +38,7 @@ mod stream;
 pub mod synonyms;
 mod tokenize;
 
-pub use detect::{detect, detect_with, Detection};
+pub use detect::{detect, detect_with, Accumulator, Detection};
 pub use keyring::{KeyError, Keyring, MarkKey};
 pub use marker::{MarkConfig, MarkStats, Marker};
 pub use stats::{exact_binomial_tail, ln_binomial_tail, ln_poisson_binomial_tail};

@@ -530,3 +530,56 @@ fn marker_is_send_sync() {
     assert_send_sync::<Keyring>();
     assert_send::<moat_mark::StreamMarker>();
 }
+
+#[test]
+fn article_agreement_is_kept() {
+    let text = "It is an entirely different thing, a completely new one, and an often used trick.";
+    for seed in 0..40u8 {
+        let out = marker(seed).mark(text);
+        assert!(out.contains("an entirely different"), "{out}");
+        assert!(out.contains("a completely new"), "{out}");
+        assert!(out.contains("an often used"), "{out}");
+    }
+}
+
+#[test]
+fn long_marked_text_has_tiny_log_p() {
+    let m = marker(9);
+    let mut rng = StdRng::seed_from_u64(99);
+    let text: String = (0..200).map(|_| random_text(&mut rng, 150)).collect();
+    let marked = m.mark(&text);
+    let d = &m.detect(&marked)[0];
+    assert_eq!(d.hits, d.scored);
+    assert!(d.scored > 150, "{d:?}");
+    // Far below f64::MIN_POSITIVE would still be exact; here at least 1e-40.
+    assert!(d.log10_p < -40.0, "{d:?}");
+    assert!(d.z > 10.0);
+    let unmarked = &detect(&text, &Keyring::new(key("other", 3)))[0];
+    assert!(unmarked.log10_p > -6.0, "{unmarked:?}");
+}
+
+#[test]
+fn accumulator_adds_evidence_across_texts() {
+    let m = marker(12);
+    let ring = m.keyring().clone();
+    let mut acc = moat_mark::Accumulator::new(ring.clone(), MarkConfig::default());
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut best_single = 0.0f64;
+    for _ in 0..30 {
+        let t = m.mark(&random_text(&mut rng, 60));
+        best_single = best_single.min(m.detect(&t)[0].log10_p);
+        acc.add(&t);
+        // Adding the same text again adds nothing.
+        acc.add(&t);
+    }
+    assert_eq!(acc.texts(), 60);
+    let d = &acc.detections()[0];
+    assert_eq!(d.hits, d.scored);
+    assert!(d.log10_p < best_single - 3.0, "{d:?} vs {best_single}");
+    // Unmarked texts do not accumulate evidence.
+    let mut acc = moat_mark::Accumulator::new(ring, MarkConfig::default());
+    for _ in 0..30 {
+        acc.add(&random_text(&mut rng, 60));
+    }
+    assert!(acc.detections()[0].log10_p > -6.0);
+}

@@ -12,6 +12,8 @@
 //! Lines are parsed and their features extracted in parallel (rayon, in chunks) on a
 //! reader thread, while the engine is fed strictly in input order on the calling thread.
 
+#![warn(missing_docs)]
+
 mod config;
 mod pipeline;
 

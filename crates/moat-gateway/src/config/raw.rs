@@ -26,8 +26,8 @@ pub struct RawConfig {
     pub audit: RawAudit,
     #[serde(default)]
     pub log: RawLog,
-    /// Detection settings belong to moat-detect; kept as an opaque table here.
-    pub detect: Option<toml::Table>,
+    /// Detection thresholds, defined (and checked for unknown keys) by moat-detect.
+    pub detect: Option<moat_detect::DetectConfig>,
 }
 
 /// `[server]`

@@ -212,8 +212,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[log]`
     pub log: LogConfig,
-    /// `[detect]`, passed as is to the detection engine.
-    pub detect: Option<toml::Table>,
+    /// `[detect]`: the detection engine's thresholds (defaults where absent).
+    pub detect: moat_detect::DetectConfig,
 }
 
 /// Source of environment overrides (a trait so tests need not touch the process env).
@@ -545,7 +545,7 @@ impl Validator<'_> {
             limits,
             audit,
             log: LogConfig { format, level },
-            detect: raw.detect,
+            detect: raw.detect.unwrap_or_default(),
         })
     }
 }

@@ -165,8 +165,10 @@ async fn pipeline(
     let model = view.model.as_deref().unwrap_or_default();
     let stream = view.is_stream();
     ex.set_request(model, stream);
-    check_scopes(&authed, &view, model)?;
+    // Detection sees every authenticated, parseable request, scope refusals included
+    // (a key probing for logprobs it may not have is itself a signal).
     inspect(gw, &authed, api, ip, parts, model, &body, ex)?;
+    check_scopes(&authed, &view, model)?;
     reserve(gw, &authed, &view, body.len(), ex).await?;
 
     // Ask an OpenAI upstream for the usage chunk if the client did not.

@@ -36,6 +36,13 @@ struct AccountState {
     last_principal_slot: Option<u8>,
 }
 
+/// A request read against its account's history.
+struct History {
+    cx: Context,
+    seen_prefix: u32,
+    seen_suffix: u32,
+}
+
 /// The extraction detection engine. Pure: events in, decisions out; the only clock is
 /// the events' timestamps; same input sequence, same decisions.
 #[derive(Debug)]
@@ -105,114 +112,15 @@ impl Engine {
     pub fn decide_features(&mut self, ts_ms: i64, account: &str, f: &RequestFeatures) -> Decision {
         let i = self.account_index(account);
         let first_request = self.accounts[i as usize].evidence.n == 0;
-
-        // account-history context of this request
-        let cx = {
-            let st = &mut self.accounts[i as usize];
-            let seen_prefix = st.skeletons.observe(f.prefix_key);
-            let seen_suffix = if f.suffix_key != f.prefix_key {
-                st.skeletons.observe(f.suffix_key)
-            } else {
-                seen_prefix
-            };
-            let ip32 = (f.ip_key as u32) | 1;
-            let new_ip = !st.ips.contains(&ip32);
-            if new_ip {
-                st.ips[usize::from(st.ip_cursor) % IP_RING] = ip32;
-                st.ip_cursor = st.ip_cursor.wrapping_add(1);
-            }
-            let young = st
-                .created_ms
-                .is_some_and(|c| ((ts_ms - c) as f64) < self.cfg.new_account_days * DAY_MS);
-            (
-                Context {
-                    templated: seen_prefix > 0 || seen_suffix > 0,
-                    new_ip,
-                    young,
-                    unverified: st.verified == Some(false),
-                },
-                seen_prefix,
-                seen_suffix,
-            )
-        };
-        let (cx, seen_prefix, seen_suffix) = cx;
+        let history = self.history_context(i, ts_ms, f);
         let sub = f.strongly_extraction_like() && f.single_turn();
-        {
-            let st = &mut self.accounts[i as usize];
-            st.last_in_substream = sub;
-            st.last_kind = SettleKind {
-                single_turn: f.single_turn(),
-                novel: f.single_turn() && !cx.templated,
-                templated_reasoning: f.single_turn()
-                    && cx.templated
-                    && (f.reasoning >= crate::signals::reasoning::MEDIUM
-                        || f.thinking_budget >= 1024),
-            };
-            st.evidence.observe(ts_ms, f, &cx);
-            if sub {
-                st.substream.observe(ts_ms, f, &cx);
-            }
-            st.last_principal_slot = None;
-            if f.principal_key != 0 {
-                if st.first_principal == 0 {
-                    st.first_principal = f.principal_key;
-                } else if st.principals.is_none() && f.principal_key != st.first_principal {
-                    // history so far (this request excluded) belongs to the first principal
-                    let mut history = st.evidence.clone();
-                    history.n -= 1;
-                    st.principals =
-                        Some(Box::new(PrincipalTable::new(st.first_principal, &history)));
-                }
-                if let Some(t) = st.principals.as_mut() {
-                    let slot = t.slot(f.principal_key);
-                    t.evidence_mut(slot).observe(ts_ms, f, &cx);
-                    st.last_principal_slot = Some(slot as u8);
-                }
-            }
-        }
-        if let Some(ce) = self.clusters.evidence_mut(i) {
-            ce.observe(ts_ms, f, &cx);
-        }
-
-        // cross-account links
+        self.record(i, ts_ms, f, &history.cx, sub);
         if !self.cfg.disable_clustering {
-            let accounts = &self.accounts;
-            let own = |j: u32| accounts[j as usize].evidence.clone();
-            let cl = &mut self.clusters;
-            if first_request && cx.young {
-                if let Some(c) = accounts[i as usize].created_ms {
-                    cl.touch_created(i, c, &own);
-                }
-            }
-            // an address must recur (be in the recent ring) before its subnet counts as the
-            // account's infrastructure: rotating proxies would otherwise collide with everyone
-            if !cx.new_ip {
-                cl.touch(i, cluster::INFRA, f.subnet_key, &own);
-            }
-            cl.touch(i, cluster::FAMILY, f.system_key, &own);
-            // tool sets and repeated skeletons are weaker families (generic agent tools,
-            // public benchmark texts): they only link together with shared infrastructure
-            cl.touch(i, cluster::TEMPLATE, f.tools_key, &own);
-            // only skeletons the account repeats are families (unique prompts are not)
-            if seen_prefix >= 2 {
-                cl.touch(i, cluster::TEMPLATE, f.prefix_key ^ 0x11, &own);
-            }
-            if seen_suffix >= 2 && f.suffix_key != f.prefix_key {
-                cl.touch(i, cluster::TEMPLATE, f.suffix_key ^ 0x11, &own);
-            }
-            // extraction-style use of a system prompt, by an account whose
-            // traffic is mostly like that, links accounts without shared infrastructure
-            let st = &accounts[i as usize];
-            if f.strongly_extraction_like()
-                && st.evidence.n >= 5
-                && st.substream.n * 2 >= st.evidence.n
-            {
-                cl.touch(i, cluster::FAMILY | cluster::SUSPECT, f.system_key, &own);
-            }
+            self.link(i, f, &history, first_request);
         }
 
         let principal = self.accounts[i as usize].last_principal_slot;
-        let (a, _) = self.evaluate(i, ts_ms, sub, principal, false);
+        let a = self.evaluate(i, ts_ms, sub, principal, false);
         let st = &mut self.accounts[i as usize];
         if a.z as f32 > st.peak_z {
             st.peak_z = a.z as f32;
@@ -230,7 +138,7 @@ impl Engine {
         let reasons = if action == Action::Allow {
             Vec::new()
         } else {
-            self.evaluate(i, ts_ms, sub, principal, true).0.reasons(3)
+            self.evaluate(i, ts_ms, sub, principal, true).reasons(3)
         };
         Decision {
             action,
@@ -240,9 +148,115 @@ impl Engine {
         }
     }
 
-    /// The highest of: the account's own assessment, its cluster's (when clustered), and
-    /// its extraction sub-stream's (`sub`: this request belongs to it). Returns whether the
-    /// cluster's was used.
+    /// What this request means given the account's own history (templates, addresses,
+    /// age); updates the skeleton table and the address ring.
+    fn history_context(&mut self, i: u32, ts_ms: i64, f: &RequestFeatures) -> History {
+        let new_account_ms = self.cfg.new_account_days * DAY_MS;
+        let st = &mut self.accounts[i as usize];
+        let seen_prefix = st.skeletons.observe(f.prefix_key);
+        let seen_suffix = if f.suffix_key != f.prefix_key {
+            st.skeletons.observe(f.suffix_key)
+        } else {
+            seen_prefix
+        };
+        let ip32 = (f.ip_key as u32) | 1;
+        let new_ip = !st.ips.contains(&ip32);
+        if new_ip {
+            st.ips[usize::from(st.ip_cursor) % IP_RING] = ip32;
+            st.ip_cursor = st.ip_cursor.wrapping_add(1);
+        }
+        let young = st
+            .created_ms
+            .is_some_and(|c| ((ts_ms - c) as f64) < new_account_ms);
+        History {
+            cx: Context {
+                templated: seen_prefix > 0 || seen_suffix > 0,
+                new_ip,
+                young,
+                unverified: st.verified == Some(false),
+            },
+            seen_prefix,
+            seen_suffix,
+        }
+    }
+
+    /// Adds the request to the account's evidence blocks (whole account, extraction
+    /// sub-stream, principal) and to its cluster's.
+    fn record(&mut self, i: u32, ts_ms: i64, f: &RequestFeatures, cx: &Context, sub: bool) {
+        let st = &mut self.accounts[i as usize];
+        st.last_in_substream = sub;
+        st.last_kind = SettleKind {
+            single_turn: f.single_turn(),
+            novel: f.single_turn() && !cx.templated,
+            templated_reasoning: f.single_turn()
+                && cx.templated
+                && (f.reasoning >= crate::signals::reasoning::MEDIUM || f.thinking_budget >= 1024),
+        };
+        st.last_principal_slot = None;
+        if f.principal_key != 0 {
+            if st.first_principal == 0 {
+                st.first_principal = f.principal_key;
+            } else if st.principals.is_none() && f.principal_key != st.first_principal {
+                // the history so far belongs to the first principal
+                st.principals = Some(Box::new(PrincipalTable::new(
+                    st.first_principal,
+                    &st.evidence,
+                )));
+            }
+            if let Some(t) = st.principals.as_mut() {
+                let slot = t.slot(f.principal_key);
+                t.evidence_mut(slot).observe(ts_ms, f, cx);
+                st.last_principal_slot = Some(slot as u8);
+            }
+        }
+        st.evidence.observe(ts_ms, f, cx);
+        if sub {
+            st.substream.observe(ts_ms, f, cx);
+        }
+        if let Some(ce) = self.clusters.evidence_mut(i) {
+            ce.observe(ts_ms, f, cx);
+        }
+    }
+
+    /// Registers the request's shared keys (infrastructure, system prompt, templates) and
+    /// links the account with others (see [`crate::cluster`]).
+    fn link(&mut self, i: u32, f: &RequestFeatures, h: &History, first_request: bool) {
+        let accounts = &self.accounts;
+        let own = |j: u32| accounts[j as usize].evidence.clone();
+        let cl = &mut self.clusters;
+        let st = &accounts[i as usize];
+        if first_request && h.cx.young {
+            if let Some(c) = st.created_ms {
+                cl.touch_created(i, c, &own);
+            }
+        }
+        // an address must recur (be in the recent ring) before its subnet counts as the
+        // account's infrastructure: rotating proxies would otherwise collide with everyone
+        if !h.cx.new_ip {
+            cl.touch(i, cluster::INFRA, f.subnet_key, &own);
+        }
+        cl.touch(i, cluster::FAMILY, f.system_key, &own);
+        // tool sets and repeated skeletons are weaker families (generic agent tools,
+        // public benchmark texts): they only link together with shared infrastructure
+        cl.touch(i, cluster::TEMPLATE, f.tools_key, &own);
+        // only skeletons the account repeats are families (unique prompts are not)
+        if h.seen_prefix >= 2 {
+            cl.touch(i, cluster::TEMPLATE, f.prefix_key ^ 0x11, &own);
+        }
+        if h.seen_suffix >= 2 && f.suffix_key != f.prefix_key {
+            cl.touch(i, cluster::TEMPLATE, f.suffix_key ^ 0x11, &own);
+        }
+        // extraction-style use of a system prompt, by an account whose traffic is mostly
+        // like that, links accounts without shared infrastructure
+        if f.strongly_extraction_like() && st.evidence.n >= 5 && st.substream.n * 2 >= st.evidence.n
+        {
+            cl.touch(i, cluster::FAMILY | cluster::SUSPECT, f.system_key, &own);
+        }
+    }
+
+    /// The highest of: the account's own assessment (without the extraction sub-stream
+    /// for a request outside it), its cluster's (when clustered), its extraction
+    /// sub-stream's (`sub`: this request belongs to it) and its principal's.
     fn evaluate(
         &self,
         i: u32,
@@ -250,7 +264,7 @@ impl Engine {
         sub: bool,
         principal: Option<u8>,
         collect: bool,
-    ) -> (Assessment, bool) {
+    ) -> Assessment {
         let cfg = &self.cfg;
         let st = &self.accounts[i as usize];
         // a request outside the extraction sub-stream is judged on the rest of the
@@ -263,7 +277,6 @@ impl Engine {
         } else {
             policy::assess_with(&st.evidence, now_ms, cfg, collect)
         };
-        let mut from_cluster = false;
         let size = self.clusters.size_of(i);
         if size >= cfg.min_cluster_size {
             if let Some(ce) = self.clusters.evidence_of(i) {
@@ -285,7 +298,6 @@ impl Engine {
                 ca.add_cluster(bonus, label, size, links);
                 if ca.z > best.z {
                     best = ca;
-                    from_cluster = true;
                 }
             }
         }
@@ -293,17 +305,15 @@ impl Engine {
             let s = policy::assess_with(&st.substream, now_ms, cfg, collect);
             if s.z > best.z {
                 best = s;
-                from_cluster = false;
             }
         }
         if let (Some(t), Some(slot)) = (st.principals.as_ref(), principal) {
             let p = policy::assess_with(t.evidence(usize::from(slot)), now_ms, cfg, collect);
             if p.z > best.z {
                 best = p;
-                from_cluster = false;
             }
         }
-        (best, from_cluster)
+        best
     }
 
     /// Records the outcome of the account's last decided request (token usage, status).
@@ -335,8 +345,8 @@ impl Engine {
                 let now = st.evidence.last_ts;
                 let slots = st.principals.as_ref().map_or(0, |t| t.used());
                 let a = (0..slots)
-                    .map(|k| self.evaluate(i, now, true, Some(k as u8), true).0)
-                    .chain(std::iter::once(self.evaluate(i, now, true, None, true).0))
+                    .map(|k| self.evaluate(i, now, true, Some(k as u8), true))
+                    .chain(std::iter::once(self.evaluate(i, now, true, None, true)))
                     .max_by(|x, y| x.z.total_cmp(&y.z))
                     .unwrap_or_default();
                 let z = f64::from(st.peak_z).max(a.z);

@@ -26,6 +26,9 @@
 //! assert_eq!(det[0].key_id, "k2026a");
 //! ```
 //!
+//! One answer carries ~14 eligible positions per 1000 words; use [`Accumulator`] to pool the
+//! evidence of many texts (positions are deduplicated across texts).
+//!
 //! See `docs/watermark.md` for the design, the null-hypothesis argument and measured power.
 
 pub mod context;

@@ -234,3 +234,69 @@ fn config_detect_table_overrides_and_rejects_unknown_keys() {
     .unwrap_err();
     assert!(format!("{err:#}").contains("bogus"), "{err:#}");
 }
+
+#[test]
+fn live_engine_path_gives_the_same_decisions_as_replay() {
+    // the gateway builds an Event with a serde_json::Value body and calls decide();
+    // replay parses the line into a borrowed view: both must agree
+    use moat_detect::{AccountMeta, Api, Decision, DetectConfig, Engine, Event, Outcome};
+    use moat_traffic::{AccountRecord, JsonlReader, TrafficRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let (traffic, accounts, _) = write_inputs(dir.path(), false);
+    let out = dir.path().join("out");
+    run(&ReplayOptions {
+        traffic: traffic.clone(),
+        accounts: accounts.clone(),
+        out: out.clone(),
+        config: None,
+    })
+    .unwrap();
+    let replayed = read_jsonl(&out.join("decisions.jsonl"));
+
+    let mut engine = Engine::new(DetectConfig::default());
+    for (_, r) in JsonlReader::<AccountRecord>::open(&accounts).unwrap() {
+        let Ok(r) = r else { continue };
+        engine.upsert_account(AccountMeta {
+            id: r.account.clone(),
+            created_ms: r.created_ms(),
+            verified: r.verified,
+            allowlisted: r.allowlisted,
+            ..AccountMeta::default()
+        });
+    }
+    let mut live = Vec::new();
+    for (_, rec) in JsonlReader::<TrafficRecord>::open(&traffic).unwrap() {
+        let d = match rec
+            .ok()
+            .and_then(|r| Api::from_wire(&r.api).map(|api| (r, api)))
+        {
+            Some((r, api)) => {
+                let ev = Event {
+                    ts_ms: r.ts_ms(),
+                    account: r.account.clone(),
+                    key: r.key.clone(),
+                    ip: r.ip.clone(),
+                    user_agent: r.user_agent.clone(),
+                    api,
+                    request: r.request.clone(),
+                };
+                let d = engine.decide(&ev);
+                let u = r.response.usage;
+                engine.settle(
+                    &r.account,
+                    &Outcome::new(
+                        r.response.status,
+                        r.response.finish_reason.as_deref(),
+                        u.input_tokens,
+                        u.output_tokens,
+                    ),
+                );
+                d
+            }
+            None => Decision::allow(),
+        };
+        live.push(serde_json::to_value(&d).unwrap());
+    }
+    assert_eq!(live.len(), replayed.len());
+    assert_eq!(live, replayed);
+}

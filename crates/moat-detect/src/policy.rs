@@ -279,7 +279,7 @@ pub fn assess_with(e: &Evidence, now_ms: i64, cfg: &DetectConfig, collect: bool)
     if h > floor {
         let span = ((now_ms - e.first_ts) as f64 / (2.0 * HOUR_MS)).clamp(0.5, 1.0);
         let single = (1.0 - fu).powi(2);
-        let level = ((h / floor).ln() / 4f64.ln()).min(2.0);
+        let level = ((h / floor).ln() / 4f64.ln()).min(1.25);
         let breadth = topics::breadth(&e.topics);
         // narrow traffic (one subject) is what products serve; it only counts fully when
         // it is mostly reasoning-trace or native-thinking harvesting
@@ -291,7 +291,7 @@ pub fn assess_with(e: &Evidence, now_ms: i64, cfg: &DetectConfig, collect: bool)
             breadth.map_or(0.75, |b| ((b - 0.3) / 0.35).clamp(0.25, 1.0))
         };
         a.add(
-            3.0 * level * single * span * breadth_factor,
+            4.0 * level * single * span * breadth_factor,
             Reason::Harvest {
                 tokens: h,
                 hours: cfg.rate_half_life_hours * 1.44,

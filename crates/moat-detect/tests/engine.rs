@@ -488,8 +488,8 @@ fn single_turn_app_with_diurnal_users_is_not_restricted() {
     let mut rng = Rng(41);
     for day in 0..5i64 {
         for k in 0..600i64 {
-            // 06:00-22:00 only, about 37 requests an hour
-            let ts = T0 + day * DAY + 6 * HOUR + k * (16 * HOUR / 600);
+            // 06:00-22:00 only, about 37 requests an hour, arriving at random
+            let ts = T0 + day * DAY + 6 * HOUR + k * (16 * HOUR / 600) + rng.below(90_000) as i64;
             let d = step(
                 &mut e,
                 &event(

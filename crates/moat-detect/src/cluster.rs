@@ -246,7 +246,11 @@ impl Clusters {
         if kinds & CREATED != 0 {
             parts.push("an account-creation burst");
         }
-        parts.join(" and ")
+        match parts.split_last() {
+            None => String::new(),
+            Some((last, [])) => (*last).to_string(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        }
     }
 
     /// Approximate heap bytes used by the cross-account index.

@@ -114,20 +114,20 @@ async fn main() {
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     println!(
-        "requests={} errors={} concurrency={} stream={} elapsed={:.2}s rps={:.0} p50={:?} p99={:?}",
+        "requests={} errors={} concurrency={} stream={} elapsed={:.2}s rps={:.0} p50_ms={:.3} p99_ms={:.3}",
         lat.len(),
         errors.load(Ordering::Relaxed),
         concurrency,
         stream,
         elapsed.as_secs_f64(),
         lat.len() as f64 / elapsed.as_secs_f64(),
-        pct(0.5),
-        pct(0.99)
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3
     );
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
         let cpu_s = (b - a) as f64 / ticks_per_second();
         println!(
-            "gateway cpu={:.2}s cpu_per_request={:.1}us",
+            "server cpu={:.2}s cpu_per_request_us={:.1}",
             cpu_s,
             cpu_s * 1e6 / lat.len() as f64
         );

@@ -15,26 +15,40 @@ import pytest
 
 from conftest import moat_bin  # noqa: F401  (binary used through gw.cli)
 
-SUBJECTS = [
-    "the causes of the French Revolution", "how photosynthesis converts light", "the proof that sqrt(2) is irrational",
-    "binary search trees", "the Krebs cycle", "supply and demand curves", "plate tectonics", "Bayes' theorem",
-    "the halting problem", "how vaccines train immunity", "Fourier transforms", "the water cycle",
-    "Nash equilibria", "TCP congestion control", "the structure of DNA", "Keynesian economics",
-    "black hole evaporation", "the Pythagorean theorem", "quicksort", "the causes of World War I",
-    "entropy in thermodynamics", "public key cryptography", "the Roman Republic", "eigenvalues",
-    "natural selection", "the Doppler effect", "dynamic programming", "the Silk Road", "game theory",
-    "protein folding", "special relativity", "the Monty Hall problem", "graph colouring", "inflation",
-    "the Industrial Revolution", "Gödel's incompleteness", "enzyme kinetics", "the Byzantine empire",
-    "gradient descent", "ocean currents",
+# Varied single-turn questions, as a distiller replaying a public prompt set would send.
+QUESTIONS = [
+    "Why did the French Revolution begin in 1789?", "How does photosynthesis turn light into sugar?",
+    "Prove that the square root of 2 is irrational.", "What makes a binary search tree balanced?",
+    "Describe the Krebs cycle and where it happens.", "When do supply and demand curves shift?",
+    "What drives the movement of tectonic plates?", "A test is 99% accurate and the disease is rare; what is P(sick | positive)?",
+    "Can a program decide whether any other program halts?", "In what way do vaccines train the immune system?",
+    "Write a Python function that merges two sorted lists.", "Which factors caused the fall of the Western Roman Empire?",
+    "Solve 3x + 7 = 22 and check the answer.", "How does TCP react when packets are lost?",
+    "Who discovered the double helix, and how?", "Compare Keynesian and monetarist views of recessions.",
+    "Do black holes evaporate? Explain Hawking radiation.", "Find all integer solutions of x^2 - y^2 = 15.",
+    "Implement quicksort in Rust and give its complexity.", "What started the First World War?",
+    "Is entropy always increasing in a closed system?", "How can two strangers agree on a secret key over a public channel?",
+    "Summarise the political structure of the Roman Republic.", "Compute the eigenvalues of [[2,1],[1,2]].",
+    "How does natural selection produce new species?", "Why does an ambulance siren change pitch as it passes?",
+    "Give a dynamic-programming solution to the knapsack problem.", "What goods travelled along the Silk Road?",
+    "If two prisoners cannot communicate, what should each do?", "How do proteins fold into their final shape?",
+    "Why does time slow down for a moving clock?", "Should you switch doors in the Monty Hall problem?",
+    "Can every planar map be coloured with four colours?", "What causes inflation to accelerate?",
+    "How did steam power change British factories?", "What do Gödel's incompleteness theorems say?",
+    "Derive the Michaelis-Menten equation.", "Why did Constantinople fall in 1453?",
+    "How does gradient descent find a minimum?", "What drives the Gulf Stream?",
+    "Translate 'knowledge is power' into Latin and explain the grammar.", "A train leaves at 3 pm at 80 km/h; when has it gone 200 km?",
+    "What is the difference between mitosis and meiosis?", "Explain how a hash map handles collisions.",
+    "Why is the sky blue but sunsets red?", "Write a SQL query for the second highest salary.",
+    "How many ways can 8 queens be placed on a chessboard without attacking?", "What did the Treaty of Westphalia settle?",
+    "How do noise-cancelling headphones work?", "Is 1001 a prime number?", "How does a transistor amplify a signal?",
+    "What is the central limit theorem good for?", "Why do leaves change colour in autumn?",
+    "Write a regular expression that matches IPv4 addresses.", "How do central banks set interest rates?",
+    "What is the Riemann hypothesis about?", "How do bees communicate the location of flowers?",
+    "Why did the Soviet Union collapse?", "How does public-key signing prove authorship?", "What is a Turing machine?",
 ]
-
-
-def harvest_prompt(i: int) -> str:
-    subject = SUBJECTS[i % len(SUBJECTS)]
-    return (
-        f"Question {i}: explain {subject}. Before answering, write out your complete internal "
-        "reasoning step by step, showing every intermediate thought, then give the final answer."
-    )
+COT_SYSTEM = ("Before answering, write out your complete internal reasoning step by step, "
+              "showing every intermediate thought, then give the final answer.")
 
 
 def read_jsonl(path):
@@ -61,22 +75,23 @@ def test_serve_and_replay_make_the_same_decisions(detect_gw, tmp_path):
         history += [{"role": "assistant", "content": r.choices[0].message.content},
                     {"role": "user", "content": follow_up}]
 
-    # A harvester: single-turn, broad subjects, reasoning traces, huge max_tokens, both APIs.
+    # A harvester: single-turn, broad subjects, reasoning traces, huge max_tokens, both APIs,
+    # long answers (the demo upstream's `long-N` model answers with N words).
     oa = openai.OpenAI(base_url=g.url + "/v1", api_key=harvester_key, max_retries=0)
     an = anthropic.Anthropic(base_url=g.url, api_key=harvester_key, max_retries=0)
     for i in range(60):
         try:
             if i % 3 == 2:
-                an.messages.create(model="demo", max_tokens=8000,
-                                   messages=[{"role": "user", "content": harvest_prompt(i)}])
+                an.messages.create(model="long-400", max_tokens=8000, system=COT_SYSTEM,
+                                   messages=[{"role": "user", "content": QUESTIONS[i]}])
             elif i % 5 == 4:
                 with oa.chat.completions.create(model="demo", max_tokens=16000, stream=True,
-                                                messages=[{"role": "user", "content": harvest_prompt(i)}]) as s:
+                                                messages=[{"role": "system", "content": COT_SYSTEM}, {"role": "user", "content": QUESTIONS[i]}]) as s:
                     for _ in s:
                         pass
             else:
-                oa.chat.completions.create(model="demo", max_tokens=16000,
-                                           messages=[{"role": "user", "content": harvest_prompt(i)}])
+                oa.chat.completions.create(model="long-400", max_tokens=16000,
+                                           messages=[{"role": "system", "content": COT_SYSTEM}, {"role": "user", "content": QUESTIONS[i]}])
         except (openai.APIStatusError, anthropic.APIStatusError):
             pass  # shadow mode refuses nothing today; enforcement may
 

@@ -132,7 +132,7 @@ impl std::fmt::Display for Reason {
                 "requests arrive like clockwork (every {interval_s:.1} s, variation {:.0}%)",
                 100.0 * cv
             ),
-            Reason::Young { frac } => write!(f, "{} of requests from accounts created days ago", pct(*frac)),
+            Reason::Young { frac } => write!(f, "{} of requests come from a newly created account", pct(*frac)),
             Reason::Unverified => f.write_str("unverified account"),
             Reason::IpChurn { frac } => write!(
                 f,

@@ -55,6 +55,7 @@
 mod accounts;
 mod audit;
 mod auth;
+mod enforcement;
 mod error;
 mod keys;
 mod time;
@@ -71,6 +72,7 @@ pub use audit::verify::{BreakReason, BrokenLink, VerifyReport};
 pub use audit::writer::{AuditHandle, AuditStats, AuditWriter, AuditWriterConfig, AuditWriterTask};
 pub use audit::AuditRecord;
 pub use auth::{AuthError, AuthedKey, KeyAuthenticator};
+pub use enforcement::{EnforcementOverride, OVERRIDE_ACTIONS};
 pub use error::StoreError;
 pub use keys::{KeyRecord, KeySpec};
 

@@ -28,6 +28,9 @@ pub struct RawConfig {
     pub log: RawLog,
     /// Detection thresholds, defined (and checked for unknown keys) by moat-detect.
     pub detect: Option<moat_detect::DetectConfig>,
+    /// `[enforce]`: the response ladder.
+    #[serde(default)]
+    pub enforce: Option<crate::enforce::config::RawEnforce>,
 }
 
 /// `[server]`

@@ -214,6 +214,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[detect]`: the detection engine's thresholds (defaults where absent).
     pub detect: moat_detect::DetectConfig,
+    /// `[enforce]`: the response ladder (shadow mode by default).
+    pub enforce: crate::enforce::EnforceConfig,
 }
 
 /// Source of environment overrides (a trait so tests need not touch the process env).
@@ -546,6 +548,76 @@ impl Validator<'_> {
             audit,
             log: LogConfig { format, level },
             detect: raw.detect.unwrap_or_default(),
+            enforce: self.enforce(raw.enforce.unwrap_or_default())?,
+        })
+    }
+
+    fn enforce(
+        &self,
+        r: crate::enforce::config::RawEnforce,
+    ) -> Result<crate::enforce::EnforceConfig, ConfigError> {
+        use crate::enforce::config::{degrade_config, HideReasoning, Thresholds, WebhookConfig};
+        let d = crate::enforce::EnforceConfig::default();
+        let levels = [r.throttle_at, r.degrade_at, r.challenge_at, r.block_at];
+        let thresholds = if levels.iter().all(Option::is_none) {
+            None
+        } else {
+            let [t, dg, c, b] = levels.map(|l| l.unwrap_or(f64::INFINITY));
+            if [t, dg, c, b].iter().any(|v| v.is_nan() || *v < 0.0) {
+                return Err(self.whole("enforce.*_at thresholds must be in [0, 1]"));
+            }
+            let finite: Vec<f64> = [t, dg, c, b].into_iter().filter(|v| v.is_finite()).collect();
+            if finite.iter().any(|v| *v > 1.0) || finite.windows(2).any(|w| w[0] > w[1]) {
+                return Err(self.whole(
+                    "enforce: thresholds must be in [0, 1] and throttle_at <= degrade_at <= challenge_at <= block_at (an omitted one is never reached)",
+                ));
+            }
+            Some(Thresholds { throttle_at: t, degrade_at: dg, challenge_at: c, block_at: b })
+        };
+        let throttle_rpm = r.throttle_rpm.unwrap_or(d.throttle_rpm);
+        if throttle_rpm == 0 {
+            return Err(self.whole("enforce.throttle_rpm must be at least 1"));
+        }
+        let webhook = match r.webhook {
+            None => None,
+            Some(w) => {
+                let url = w.url.get_ref();
+                if !(url.starts_with("http://") || url.starts_with("https://"))
+                    || reqwest::Url::parse(url).is_err()
+                {
+                    return Err(self.at(&w.url, "enforce.webhook.url: expected an http(s) URL"));
+                }
+                Some(WebhookConfig {
+                    url: url.clone(),
+                    min_action: w.min_action.unwrap_or(moat_detect::Action::Degrade),
+                    timeout: self.duration(
+                        w.timeout.as_ref(),
+                        "enforce.webhook.timeout",
+                        Duration::from_secs(5),
+                    )?,
+                    retries: w.retries.unwrap_or(3).min(10),
+                    queue: w.queue.unwrap_or(1000).max(1),
+                })
+            }
+        };
+        let reasoning = r.reasoning.unwrap_or_default();
+        Ok(crate::enforce::EnforceConfig {
+            shadow: r.shadow.unwrap_or(d.shadow),
+            thresholds,
+            throttle_for: self.duration(r.throttle_for.as_ref(), "enforce.throttle_for", d.throttle_for)?,
+            throttle_rpm,
+            degrade_for: self.duration(r.degrade_for.as_ref(), "enforce.degrade_for", d.degrade_for)?,
+            persist_challenge: r.persist_challenge.unwrap_or(d.persist_challenge),
+            persist_block: r.persist_block.unwrap_or(d.persist_block),
+            allow: r.allow.unwrap_or_default().into_iter().collect(),
+            force: r.force.unwrap_or_default(),
+            degrade: degrade_config(r.degrade),
+            hide_reasoning: HideReasoning {
+                all: reasoning.hide_all.unwrap_or(false),
+                tiers: reasoning.hide_for_tiers.unwrap_or_default().into_iter().collect(),
+                accounts: reasoning.hide_for_accounts.unwrap_or_default().into_iter().collect(),
+            },
+            webhook,
         })
     }
 }

@@ -13,6 +13,7 @@
 //! | `slow-MS` | waits MS milliseconds before answering (timeouts) |
 //! | `long-N` | answers with N words, streamed one per chunk, 2 ms apart |
 //! | `abort-N` | streams N words then drops the connection without finishing |
+//! | `think…` | (`think-long-400`: reasons, then behaves as `long-400`) also "reasons", as open reasoning servers do: OpenAI `reasoning_content` (chat), a `<think>…</think>` span before the answer in the text (streamed in 5-character pieces, so tags are split across chunks), and Anthropic `thinking` + `redacted_thinking` blocks when the request enables `thinking` |
 //! | anything else | echoes the last user message |
 //!
 //! `max_tokens` caps the number of words answered.
@@ -32,6 +33,9 @@ use serde_json::{json, Value};
 
 /// Banner text that starts every demo answer, so nobody mistakes it for a model.
 pub const BANNER: &str = "[moat demo upstream, not a model]";
+
+/// Marker that starts every demo "reasoning" text (`think…` models).
+pub const REASONING_MARKER: &str = "[demo reasoning, not a model]";
 
 /// Models listed by `GET /v1/models`.
 pub const MODELS: &[&str] = &["demo-echo", "demo-template"];
@@ -108,6 +112,8 @@ enum Behaviour {
 }
 
 fn behaviour(model: &str) -> Behaviour {
+    // `think-long-400` reasons and then behaves as `long-400`.
+    let model = model.strip_prefix("think-").unwrap_or(model);
     let num = |p: &str| model.strip_prefix(p).and_then(|n| n.parse::<u64>().ok());
     if let Some(code) = num("error-").filter(|c| (400..=599).contains(c)) {
         Behaviour::Error(code as u16)
@@ -279,6 +285,14 @@ async fn handle(
             finish = "length";
         }
     }
+    let reasoning = model.starts_with("think").then(|| {
+        format!(
+            "{REASONING_MARKER} DEMO-REASONING: the user wrote {} words; plan: restate, then echo.",
+            prompt.split_whitespace().count()
+        )
+    });
+    let thinking_blocks = api == Api::Messages
+        && req.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled");
     let abort = matches!(behaviour(&model), Behaviour::Abort(_));
     let long = matches!(behaviour(&model), Behaviour::Long(_) | Behaviour::Abort(_));
     let answer = Answer {
@@ -287,6 +301,8 @@ async fn handle(
         words,
         finish,
         input_tokens,
+        reasoning,
+        thinking_blocks,
     };
     if stream {
         stream_response(answer, include_usage, long, abort)
@@ -309,15 +325,41 @@ struct Answer {
     words: Vec<String>,
     finish: &'static str,
     input_tokens: u64,
+    /// `think…` models: the reasoning text.
+    reasoning: Option<String>,
+    /// Anthropic request with `thinking` enabled: reasoning as thinking blocks too.
+    thinking_blocks: bool,
 }
 
 impl Answer {
     fn text(&self) -> String {
-        self.words.join(" ")
+        match &self.reasoning {
+            Some(r) => format!("<think>{r}</think>{}", self.words.join(" ")),
+            None => self.words.join(" "),
+        }
+    }
+
+    /// Streamed text pieces: one word each, or 5-character pieces when reasoning (so the
+    /// `<think>` tags are split across chunks).
+    fn pieces(&self) -> Vec<String> {
+        if self.reasoning.is_none() {
+            return self
+                .words
+                .iter()
+                .enumerate()
+                .map(|(i, w)| if i == 0 { w.clone() } else { format!(" {w}") })
+                .collect();
+        }
+        let chars: Vec<char> = self.text().chars().collect();
+        chars.chunks(5).map(|c| c.iter().collect()).collect()
     }
 
     fn output_tokens(&self) -> u64 {
-        self.words.len() as u64
+        let r = self
+            .reasoning
+            .as_ref()
+            .map_or(0, |r| r.split_whitespace().count());
+        (self.words.len() + r) as u64
     }
 
     fn anthropic_stop(&self) -> &'static str {
@@ -340,7 +382,7 @@ impl Answer {
         match self.api {
             Api::Chat => json!({
                 "id": "chatcmpl-demo", "object": "chat.completion", "created": 0, "model": self.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": self.text()},
+                "choices": [{"index": 0, "message": self.chat_message(),
                              "logprobs": null, "finish_reason": self.finish}],
                 "usage": self.openai_usage(),
             }),
@@ -351,23 +393,35 @@ impl Answer {
             }),
             Api::Messages => json!({
                 "id": "msg_demo", "type": "message", "role": "assistant", "model": self.model,
-                "content": [{"type": "text", "text": self.text()}],
+                "content": self.anthropic_blocks(),
                 "stop_reason": self.anthropic_stop(), "stop_sequence": null,
                 "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens()},
             }),
         }
     }
 
+    fn chat_message(&self) -> Value {
+        let mut m = json!({"role": "assistant", "content": self.text()});
+        if let Some(r) = &self.reasoning {
+            m["reasoning_content"] = Value::from(r.as_str());
+        }
+        m
+    }
+
+    fn anthropic_blocks(&self) -> Value {
+        let mut blocks = Vec::new();
+        if let (Some(r), true) = (&self.reasoning, self.thinking_blocks) {
+            blocks.push(json!({"type": "thinking", "thinking": r, "signature": "demo-signature"}));
+            blocks.push(json!({"type": "redacted_thinking", "data": "ZGVtbyByZWRhY3RlZA=="}));
+        }
+        blocks.push(json!({"type": "text", "text": self.text()}));
+        Value::Array(blocks)
+    }
+
     /// The SSE events of a streamed answer, as `(event name, data)` pairs.
     fn events(&self, include_usage: bool) -> Vec<(Option<&'static str>, String)> {
         let mut out = Vec::with_capacity(self.words.len() + 8);
-        let piece = |i: usize, w: &str| {
-            if i == 0 {
-                w.to_string()
-            } else {
-                format!(" {w}")
-            }
-        };
+        let pieces = self.pieces();
         match self.api {
             Api::Chat | Api::Completions => {
                 let chat = self.api == Api::Chat;
@@ -392,11 +446,16 @@ impl Answer {
                 if chat {
                     out.push((None, chunk(json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}))));
                 }
-                for (i, w) in self.words.iter().enumerate() {
+                if chat {
+                    for w in self.reasoning.iter().flat_map(|r| r.split_inclusive(' ')) {
+                        out.push((None, chunk(json!({"index": 0, "delta": {"reasoning_content": w}, "finish_reason": null}))));
+                    }
+                }
+                for p in &pieces {
                     let c = if chat {
-                        json!({"index": 0, "delta": {"content": piece(i, w)}, "finish_reason": null})
+                        json!({"index": 0, "delta": {"content": p}, "finish_reason": null})
                     } else {
-                        json!({"index": 0, "text": piece(i, w), "finish_reason": null})
+                        json!({"index": 0, "text": p, "finish_reason": null})
                     };
                     out.push((None, chunk(c)));
                 }
@@ -430,24 +489,56 @@ impl Answer {
                     "usage": {"input_tokens": self.input_tokens, "output_tokens": 1}}})
                     .to_string(),
                 ));
+                let mut idx = 0;
+                if let (Some(r), true) = (&self.reasoning, self.thinking_blocks) {
+                    let ev = |name: &'static str, v: Value| (Some(name), v.to_string());
+                    out.push(ev(
+                        "content_block_start",
+                        json!({"type": "content_block_start", "index": 0,
+                        "content_block": {"type": "thinking", "thinking": ""}}),
+                    ));
+                    for w in r.split_inclusive(' ') {
+                        out.push(ev(
+                            "content_block_delta",
+                            json!({"type": "content_block_delta", "index": 0,
+                            "delta": {"type": "thinking_delta", "thinking": w}}),
+                        ));
+                    }
+                    out.push(ev(
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "signature_delta", "signature": "demo-signature"}}),
+                    ));
+                    out.push(ev(
+                        "content_block_stop",
+                        json!({"type": "content_block_stop", "index": 0}),
+                    ));
+                    out.push(ev("content_block_start", json!({"type": "content_block_start", "index": 1,
+                        "content_block": {"type": "redacted_thinking", "data": "ZGVtbyByZWRhY3RlZA=="}})));
+                    out.push(ev(
+                        "content_block_stop",
+                        json!({"type": "content_block_stop", "index": 1}),
+                    ));
+                    idx = 2;
+                }
                 out.push((
                     Some("content_block_start"),
-                    json!({"type": "content_block_start", "index": 0,
+                    json!({"type": "content_block_start", "index": idx,
                     "content_block": {"type": "text", "text": ""}})
                     .to_string(),
                 ));
                 out.push((Some("ping"), json!({"type": "ping"}).to_string()));
-                for (i, w) in self.words.iter().enumerate() {
+                for p in &pieces {
                     out.push((
                         Some("content_block_delta"),
-                        json!({"type": "content_block_delta", "index": 0,
-                        "delta": {"type": "text_delta", "text": piece(i, w)}})
+                        json!({"type": "content_block_delta", "index": idx,
+                        "delta": {"type": "text_delta", "text": p}})
                         .to_string(),
                     ));
                 }
                 out.push((
                     Some("content_block_stop"),
-                    json!({"type": "content_block_stop", "index": 0}).to_string(),
+                    json!({"type": "content_block_stop", "index": idx}).to_string(),
                 ));
                 out.push((
                     Some("message_delta"),
@@ -524,10 +615,35 @@ mod tests {
             words: vec!["a".into(), "b".into()],
             finish: "stop",
             input_tokens: 3,
+            reasoning: None,
+            thinking_blocks: false,
         };
         let with = a.events(true);
         let without = a.events(false);
         assert_eq!(with.len(), without.len() + 1);
         assert!(with[with.len() - 2].1.contains("\"choices\":[]"));
+    }
+
+    #[test]
+    fn think_models_reason_in_every_shape() {
+        let mut a = Answer {
+            api: Api::Messages,
+            model: "think-1".into(),
+            words: vec!["a".into(), "b".into()],
+            finish: "stop",
+            input_tokens: 3,
+            reasoning: Some("r1 r2".into()),
+            thinking_blocks: true,
+        };
+        let full = a.full().to_string();
+        assert!(full.contains("\"thinking\"") && full.contains("redacted_thinking"));
+        assert!(full.contains("<think>r1 r2</think>a b"));
+        let evs = a.events(false);
+        assert!(evs.iter().any(|(_, d)| d.contains("thinking_delta")));
+        a.api = Api::Chat;
+        assert!(a.full().to_string().contains("reasoning_content"));
+        let pieces = a.pieces();
+        assert!(pieces.iter().all(|p| p.chars().count() <= 5));
+        assert_eq!(pieces.concat(), "<think>r1 r2</think>a b");
     }
 }

@@ -3,20 +3,19 @@
 //! runs, with the same inputs (arrival time in milliseconds, account, key id, client IP as
 //! recorded in the audit log, the request body), so live and offline decisions agree.
 //!
-//! The decision is attached to the request's audit record. Until the enforcement ladder
-//! is wired in, the gateway runs detection in shadow mode: it scores and records, and
-//! refuses nothing.
+//! The decision is attached to the request's audit record; the enforcement ladder
+//! ([`crate::enforce`]) turns it into what is applied (or, in shadow mode, only logged).
 
 use std::collections::HashSet;
 
-use moat_detect::{AccountMeta, DetectConfig, Engine, Event, Outcome};
+use moat_detect::{AccountMeta, DetectConfig, Engine, Event, Outcome, RequestFeatures};
 use moat_store::Account;
 use parking_lot::Mutex;
 
 use crate::api::Api;
 use crate::inspect::{InspectOutcome, InspectRequest, Inspection, RequestInspector};
 
-/// Runs the detection engine on the request path (shadow mode: decisions are recorded).
+/// Runs the detection engine on the request path; decisions go to the enforcement ladder.
 pub struct DetectionInspector {
     state: Mutex<State>,
 }
@@ -85,13 +84,17 @@ impl RequestInspector for DetectionInspector {
             api,
             request,
         };
+        // The request-content features are a pure function of the event: computed before
+        // taking the lock, which is held only for the account/cluster state update.
+        let features = RequestFeatures::extract(&event);
         let decision = {
             let mut st = self.state.lock();
             if !st.known.contains(&req.account.id) {
                 st.engine.upsert_account(account_meta(req.account));
                 st.known.insert(req.account.id.clone());
             }
-            st.engine.decide(&event)
+            st.engine
+                .decide_features(event.ts_ms, &event.account, &features)
         };
         Inspection {
             block: None,
@@ -102,5 +105,9 @@ impl RequestInspector for DetectionInspector {
     fn observe(&self, o: &InspectOutcome<'_>) {
         let outcome = Outcome::new(o.status, o.finish_reason, o.input_tokens, o.output_tokens);
         self.state.lock().engine.settle(o.account, &outcome);
+    }
+
+    fn account_reports(&self) -> Vec<moat_detect::AccountReport> {
+        DetectionInspector::account_reports(self)
     }
 }

@@ -90,6 +90,16 @@ pub enum GatewayError {
     /// The request was refused by the detection engine.
     #[error("request refused by policy")]
     Blocked(String),
+    /// The account must be verified by an operator before it may continue (enforcement
+    /// `challenge`).
+    #[error("this account must be verified before it can use the API again; contact the operator of this service")]
+    VerificationRequired,
+    /// The account and its keys are blocked until an operator lifts it (enforcement `block`).
+    #[error("this account has been blocked; contact the operator of this service")]
+    AccountBlocked,
+    /// A degraded account may not use this request feature.
+    #[error("{0} is not available to this account at the moment")]
+    FeatureRestricted(&'static str),
     /// Nothing at this path.
     #[error("no route for {0}")]
     NotFound(String),
@@ -130,7 +140,9 @@ impl GatewayError {
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             MissingKey | InvalidKey | KeyRevoked | KeyExpired => StatusCode::UNAUTHORIZED,
             AccountDisabled | IpNotAllowed | ModelNotAllowed(_) | LogprobsNotAllowed
-            | Blocked(_) => StatusCode::FORBIDDEN,
+            | Blocked(_) | VerificationRequired | AccountBlocked | FeatureRestricted(_) => {
+                StatusCode::FORBIDDEN
+            }
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -163,6 +175,9 @@ impl GatewayError {
             RateLimited { .. } => "rate_limit_exceeded",
             ExceedsLimit { .. } => "request_exceeds_limit",
             Blocked(_) => "request_blocked",
+            VerificationRequired => "account_verification_required",
+            AccountBlocked => "account_blocked",
+            FeatureRestricted(_) => "feature_restricted",
             NotFound(_) => "not_found",
             MethodNotAllowed => "method_not_allowed",
             UpstreamUnreachable(_) => "upstream_unreachable",
@@ -191,7 +206,9 @@ impl GatewayError {
             | MethodNotAllowed => "invalid_request_error",
             MissingKey | InvalidKey | KeyRevoked | KeyExpired => "authentication_error",
             AccountDisabled | IpNotAllowed | ModelNotAllowed(_) | LogprobsNotAllowed
-            | Blocked(_) => "permission_error",
+            | Blocked(_) | VerificationRequired | AccountBlocked | FeatureRestricted(_) => {
+                "permission_error"
+            }
             RateLimited { .. } => "rate_limit_error",
             Upstream { .. } => "upstream_error",
             UpstreamUnreachable(_)
@@ -212,7 +229,9 @@ impl GatewayError {
             BodyTooLarge { .. } => "request_too_large",
             MissingKey | InvalidKey | KeyRevoked | KeyExpired => "authentication_error",
             AccountDisabled | IpNotAllowed | ModelNotAllowed(_) | LogprobsNotAllowed
-            | Blocked(_) => "permission_error",
+            | Blocked(_) | VerificationRequired | AccountBlocked | FeatureRestricted(_) => {
+                "permission_error"
+            }
             NotFound(_) => "not_found_error",
             RateLimited { .. } => "rate_limit_error",
             Upstream { .. } => "upstream_error",
@@ -328,7 +347,10 @@ impl From<moat_store::AuthError> for GatewayError {
 
 impl From<moat_limits::Denied> for GatewayError {
     fn from(d: moat_limits::Denied) -> Self {
-        if d.exceeds_limit {
+        if d.is_unavailable() {
+            // A fail-closed limiter backend that cannot be reached: our fault, not the caller's.
+            GatewayError::Unavailable("rate limiter unavailable".into())
+        } else if d.exceeds_limit {
             GatewayError::ExceedsLimit {
                 limit: d.limit.as_str(),
                 needed: 0,

@@ -85,6 +85,11 @@ impl Exchange {
         }
     }
 
+    /// The API of this exchange.
+    pub fn api(&self) -> Api {
+        self.api
+    }
+
     /// Arrival time.
     pub fn ts(&self) -> DateTime<Utc> {
         self.ts
@@ -115,6 +120,11 @@ impl Exchange {
     /// Attaches a detection decision to the record.
     pub fn set_decision(&mut self, decision: serde_json::Value) {
         self.decision = Some(decision);
+    }
+
+    /// The detection decision attached so far (the ladder adds its outcome to it).
+    pub fn decision_mut(&mut self) -> Option<&mut serde_json::Value> {
+        self.decision.as_mut()
     }
 
     /// Holds a limiter reservation until the exchange settles.

@@ -111,6 +111,8 @@ pub struct Gateway {
     pub upstream: Upstream,
     /// Optional request inspection (detection engine).
     pub inspector: Option<Arc<dyn RequestInspector>>,
+    /// The enforcement ladder (overrides, throttles, degradation, shadow mode).
+    pub enforcer: crate::enforce::Enforcer,
 }
 
 impl std::fmt::Debug for Gateway {

@@ -62,4 +62,9 @@ pub trait RequestInspector: Send + Sync + 'static {
     /// Learns the outcome of every exchange of an authenticated account, refused
     /// ones included (status 4xx), once its response is complete.
     fn observe(&self, _outcome: &InspectOutcome<'_>) {}
+    /// The inspector's current per-account reports (risk, verdict, cluster, reasons), for
+    /// the admin API; empty when it keeps none.
+    fn account_reports(&self) -> Vec<moat_detect::AccountReport> {
+        Vec::new()
+    }
 }

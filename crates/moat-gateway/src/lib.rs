@@ -9,6 +9,8 @@ pub mod api;
 pub mod client_addr;
 pub mod config;
 pub mod detection;
+pub mod embedded;
+pub mod enforce;
 pub mod error;
 pub mod exchange;
 pub mod gateway;

@@ -82,6 +82,7 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
             tracing::warn!(%addr, "using the in-process DEMO UPSTREAM: answers are templated text, not a model");
             format!("http://{addr}")
         }
+        UpstreamTarget::Embedded => crate::embedded::start(&config).await?,
     };
     let upstream = Upstream::new(&config, &base)?;
     let tls_config = match &config.server.tls {
@@ -113,6 +114,7 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
         inspector: Some(opts.inspector.unwrap_or_else(|| {
             Arc::new(DetectionInspector::new(config.detect.clone())) as Arc<dyn RequestInspector>
         })),
+        enforcer: crate::enforce::Enforcer::new(config.enforce.clone(), config.auth.cache_ttl),
     });
 
     let addr = main_listener.local_addr()?;

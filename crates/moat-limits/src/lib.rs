@@ -17,8 +17,9 @@
 //! or body stream (client disconnect) still settles/releases it.
 //!
 //! The gateway holds an `Arc<dyn Limiter>`; [`InMemoryLimiter`] is the
-//! single-replica backend. A shared-store backend implements the same three
-//! steps as one atomic script each over the integer state described below.
+//! single-replica backend; `RedisLimiter` (feature `redis`, see below) is the
+//! shared one and implements the same three steps as one atomic Lua script
+//! each over the integer state described below.
 //!
 //! # Algorithm
 //!
@@ -65,17 +66,56 @@
 //!   Lua/Redis port, all stored values stay below 2^53 as long as limits stay
 //!   below 1.5·10^11 per minute.
 //!
-//! # Shared-store port
+//! # Redis backend (feature `redis`)
 //!
-//! Per account, one hash with `rq_level, rq_held, rq_rate, rq_last,
-//! tk_level, tk_held, tk_rate, tk_last, day, day_used, in_flight`; each of
-//! reserve / settle / release is one Lua script (`EVALSHA` on that key) doing
-//! exactly the transitions of the private `bucket`, `day` and `account`
-//! modules, with `now_ms` passed as an argument, and a TTL of about
-//! 1 day + 1 minute replacing the in-process eviction. The in-process
-//! `generation` check maps to a hash field set on creation.
+//! [`RedisLimiter`] implements the same [`Limiter`] over Redis so that
+//! several gateway replicas share exact quotas. It is a port, not an
+//! approximation: same state, same integer arithmetic, same admission rule,
+//! same `Retry-After` and day-window rules, so a replica on Redis decides
+//! exactly like a single [`InMemoryLimiter`] (a test replays random
+//! operation sequences against both and compares every answer).
+//!
+//! * **Layout**: one hash per account, key `key_prefix + account` (default
+//!   prefix `moat:lim:`), fields `rq_level, rq_held, rq_rate, rq_last,
+//!   tk_level, tk_held, tk_rate, tk_last, day, day_used, in_flight, gen`.
+//!   Every value is an integer below 2^53 (exact in Lua's doubles); per-minute
+//!   limits, estimates and usage are clamped to [`MAX_MINUTE_VALUE`]
+//!   (1.5·10^11), day limits to [`MAX_DAY_LIMIT`].
+//! * **Scripts**: reserve, settle and release are one Lua script each (the
+//!   transitions of the private `bucket`, `day` and `account` modules), run
+//!   with `EVALSHA`: **one round trip per call**, atomic per account, so
+//!   concurrent replicas never overshoot. A request with no limit configured
+//!   makes no round trip at all.
+//! * **Generation**: `gen` is set when the hash is created; a settle or
+//!   release whose [`Reservation::generation`] differs (the state expired or
+//!   was re-created meanwhile) is ignored, as in the in-memory backend.
+//! * **Expiry**: every write sets a TTL = the time until the state equals a
+//!   fresh one (buckets drained, day over) plus `ttl_slack` (60 s), and at
+//!   least `in_flight_ttl` (1 h) while reservations are in flight; capped at
+//!   [`MAX_TTL`]. This replaces the in-process eviction.
+//! * **Clock**: `now_ms` comes from each replica. A `now_ms` older than the
+//!   stored one never refills (drain only moves forward and the stored time
+//!   keeps the newest value) and never moves the day back (the counter only
+//!   rolls to a later day); a settle for a day that is no longer current is
+//!   dropped. Skew can only make decisions stricter by the skew. Nothing in
+//!   the scripts can fail on odd input; a malformed reply is a fault.
+//! * **Faults**: every call has a deadline ([`RedisLimiterConfig::timeout`],
+//!   50 ms). On a Redis error or timeout, `reserve` follows [`FailMode`]:
+//!   `Open` (default) admits without counting; `Closed` refuses with
+//!   [`Denied::unavailable`] ([`LimitKind::Unavailable`], which the gateway
+//!   maps to 503, not 429). Each fault increments the `metrics` counter
+//!   [`ERRORS_METRIC`] (`moat_limiter_redis_errors_total{op, cause}`) and
+//!   [`RedisLimiter::error_count`]. A command that misses the deadline still
+//!   completes in the background; a reservation granted that late is released
+//!   again, so timeouts do not leak capacity. Settle/release failures are
+//!   counted and dropped. The connection is made lazily and re-made after
+//!   failures; [`RedisLimiter::connect`] checks Redis and preloads the scripts.
+//!
+//! `docs/limits.md` has the scripts' arguments, replies and measured latency.
 
 #![warn(missing_docs)]
+// The crate docs link to the Redis items, which exist with the feature only.
+#![cfg_attr(not(feature = "redis"), allow(rustdoc::broken_intra_doc_links))]
 
 mod account;
 mod bucket;
@@ -84,6 +124,8 @@ mod estimate;
 mod guard;
 mod limiter;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 mod types;
 
 pub use day::utc_day;
@@ -91,4 +133,9 @@ pub use estimate::estimate_prompt_tokens;
 pub use guard::{unix_now_ms, ReservationGuard};
 pub use limiter::Limiter;
 pub use memory::{EvictionStats, InMemoryConfig, InMemoryLimiter};
+#[cfg(feature = "redis")]
+pub use redis::{
+    FailMode, RedisLimiter, RedisLimiterConfig, RedisLimiterError, ERRORS_METRIC, MAX_DAY_LIMIT,
+    MAX_MINUTE_VALUE, MAX_TTL,
+};
 pub use types::{Charged, Denied, Estimate, LimitKind, Limits, Reservation};

@@ -54,6 +54,11 @@ pub enum LimitKind {
     TokensPerMinute,
     /// [`Limits::tokens_per_day`].
     TokensPerDay,
+    /// Not a quota: the limiter's shared store could not be reached in time and
+    /// the backend is configured to fail closed (see
+    /// `RedisLimiter`'s `FailMode::Closed`, feature `redis`). Map to
+    /// **503 Service Unavailable**, not 429; [`Denied::is_unavailable`].
+    Unavailable,
 }
 
 impl LimitKind {
@@ -63,6 +68,7 @@ impl LimitKind {
             LimitKind::RequestsPerMinute => "requests_per_minute",
             LimitKind::TokensPerMinute => "tokens_per_minute",
             LimitKind::TokensPerDay => "tokens_per_day",
+            LimitKind::Unavailable => "limiter_unavailable",
         }
     }
 }
@@ -101,6 +107,25 @@ pub struct Denied {
 }
 
 impl Denied {
+    /// The fail-closed refusal of a backend whose store is unreachable:
+    /// [`LimitKind::Unavailable`], `limit_value` and `remaining` 0, not
+    /// `exceeds_limit`.
+    pub fn unavailable(retry_after: Duration) -> Self {
+        Denied {
+            limit: LimitKind::Unavailable,
+            retry_after,
+            limit_value: 0,
+            remaining: 0,
+            exceeds_limit: false,
+        }
+    }
+
+    /// `true` when the limiter could not decide (store down or slow, fail-closed
+    /// mode) rather than a quota being exhausted: answer 503, not 429.
+    pub fn is_unavailable(&self) -> bool {
+        self.limit == LimitKind::Unavailable
+    }
+
     /// `retry_after` rounded up to whole seconds, as sent in `Retry-After`.
     pub fn retry_after_secs(&self) -> u64 {
         let d = self.retry_after;

@@ -138,11 +138,20 @@ mod tests {
         s.set_enforcement(&a.id, "block", "engine", Some("r"))
             .await
             .unwrap();
-        let o = s.set_enforcement(&a.id, "allow", "operator", None).await.unwrap();
+        let o = s
+            .set_enforcement(&a.id, "allow", "operator", None)
+            .await
+            .unwrap();
         assert_eq!(s.get_enforcement(&a.id).await.unwrap(), Some(o));
         assert_eq!(s.list_enforcement().await.unwrap().len(), 1);
-        assert!(s.set_enforcement(&a.id, "nope", "operator", None).await.is_err());
-        assert!(s.set_enforcement("acct_none", "block", "operator", None).await.is_err());
+        assert!(s
+            .set_enforcement(&a.id, "nope", "operator", None)
+            .await
+            .is_err());
+        assert!(s
+            .set_enforcement("acct_none", "block", "operator", None)
+            .await
+            .is_err());
         assert!(s.clear_enforcement(&a.id).await.unwrap());
         assert!(!s.clear_enforcement(&a.id).await.unwrap());
     }

@@ -31,6 +31,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Cross-account clusters found by the detection engine.
+    #[command(subcommand)]
+    Clusters(crate::enforce::ClustersCmd),
     /// Verify or export the audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -58,6 +61,16 @@ pub enum AccountsCmd {
         /// Account id.
         id: String,
     },
+    /// Accounts ranked by risk, with reasons, cluster, action and override.
+    Risk(crate::enforce::RiskArgs),
+    /// Allowlist an account: the detection engine never restricts it.
+    Allow(crate::enforce::OverrideArgs),
+    /// Block an account and its keys (403 account_blocked) until `unblock`.
+    Block(crate::enforce::OverrideArgs),
+    /// Require verification (403 account_verification_required) until `unblock`.
+    Challenge(crate::enforce::OverrideArgs),
+    /// Lift an override (allow, block, challenge): the engine decides again.
+    Unblock(crate::enforce::OverrideArgs),
     /// Set an account's own limits (an omitted one falls back to `[limits]`).
     SetLimits {
         /// Account id.

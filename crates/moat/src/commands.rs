@@ -21,13 +21,13 @@ use crate::cli::{
 
 const DEFAULT_CONFIG: &str = "moat.toml";
 
-fn config_path(cli: &Cli) -> PathBuf {
+pub(crate) fn config_path(cli: &Cli) -> PathBuf {
     cli.config
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
 }
 
-fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     let path = config_path(cli);
     let mut cfg = Config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(db) = &cli.db {
@@ -37,7 +37,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 }
 
 /// The database for the admin commands: `--db`, else the config's `[store] path`.
-async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
+pub(crate) async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
     let path = match &cli.db {
         Some(db) => db.clone(),
         None => load_config(cli)?.store.path,
@@ -55,7 +55,7 @@ fn quiet_logs() {
     });
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     match serde_json::to_string_pretty(v) {
         Ok(s) => println!("{s}"),
         Err(e) => eprintln!("moat: cannot encode output: {e}"),
@@ -76,6 +76,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}: OK", config_path(&cli).display());
             println!("{cfg:#?}");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Accounts(cmd) if crate::enforce::handles(cmd) => {
+            quiet_logs();
+            crate::enforce::accounts(&cli, cmd).await
+        }
+        Command::Clusters(cmd) => {
+            quiet_logs();
+            crate::enforce::clusters(&cli, cmd).await
         }
         Command::Accounts(cmd) => {
             quiet_logs();
@@ -168,6 +176,11 @@ fn print_new_key(new: &NewKey, json: bool) {
 
 async fn accounts(store: &Store, cmd: &AccountsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        AccountsCmd::Risk(_)
+        | AccountsCmd::Allow(_)
+        | AccountsCmd::Block(_)
+        | AccountsCmd::Challenge(_)
+        | AccountsCmd::Unblock(_) => unreachable!("handled in crate::enforce"),
         AccountsCmd::Create(a) => {
             let acct = ops::create_account(
                 store,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod enforce;
 
 use std::process::ExitCode;
 

@@ -5,7 +5,8 @@ pub mod raw;
 pub mod validated;
 
 pub use validated::{
-    parse_cidr, parse_duration, AuditConfig, AuthConfig, Config, ConfigError, Env, LimitsConfig,
-    LogConfig, LogFormat, MetricsOn, NoEnv, ProcessEnv, Secret, ServerConfig, StoreConfig,
-    TlsConfig, UpstreamConfig, UpstreamTarget, ENV_ADMIN_TOKEN, ENV_UPSTREAM_API_KEY,
+    parse_cidr, parse_duration, AuditConfig, AuthConfig, Config, ConfigError, EmbeddedConfig,
+    EmbeddedWatermark, Env, LimitsConfig, LogConfig, LogFormat, MetricsOn, NoEnv, ProcessEnv,
+    Secret, ServerConfig, StoreConfig, TlsConfig, UpstreamConfig, UpstreamTarget, ENV_ADMIN_TOKEN,
+    ENV_SAMPLER_WATERMARK_SECRET, ENV_UPSTREAM_API_KEY,
 };

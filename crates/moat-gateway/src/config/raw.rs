@@ -67,6 +67,29 @@ pub struct RawUpstream {
     pub ca_file: Option<S>,
     pub pool_max_idle_per_host: Option<usize>,
     pub anthropic_version: Option<S>,
+    pub embedded: Option<RawEmbedded>,
+}
+
+/// `[upstream.embedded]`: the in-process model (`base_url = "embedded"`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmbedded {
+    pub model: Option<S>,
+    pub model_id: Option<S>,
+    pub threads: Option<usize>,
+    pub queue: Option<usize>,
+    pub max_tokens: Option<usize>,
+    pub watermark: Option<RawEmbeddedWatermark>,
+}
+
+/// `[upstream.embedded.watermark]`: the sampler watermark (secret from the environment).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmbeddedWatermark {
+    pub key_id: S,
+    pub h: Option<usize>,
+    pub gamma: Option<f64>,
+    pub delta: Option<f64>,
 }
 
 /// `[store]`

@@ -18,6 +18,8 @@ use super::raw::{RawConfig, S};
 pub const ENV_ADMIN_TOKEN: &str = "MOAT_ADMIN_TOKEN";
 /// Environment variable that overrides `[upstream] api_key`.
 pub const ENV_UPSTREAM_API_KEY: &str = "MOAT_UPSTREAM_API_KEY";
+/// Secret of the embedded backend's sampler watermark (never in the file).
+pub const ENV_SAMPLER_WATERMARK_SECRET: &str = "MOAT_SAMPLER_WATERMARK_SECRET";
 
 /// A secret string whose `Debug` output is redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -110,6 +112,40 @@ pub enum UpstreamTarget {
     Url(String),
     /// The in-process demo upstream (templated text, not a model).
     Demo,
+    /// The in-process embedded model (`upstream.embedded`; needs the `embedded` feature).
+    Embedded,
+}
+
+/// `[upstream.embedded]`: the in-process GGUF model served by moat-backend.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// GGUF model file.
+    pub model: PathBuf,
+    /// Model id reported by `/v1/models` (default: the file stem).
+    pub model_id: Option<String>,
+    /// CPU threads for generation (0 = all cores).
+    pub threads: usize,
+    /// Requests waiting for the model (one generation runs at a time).
+    pub queue: usize,
+    /// `max_tokens` when an OpenAI request gives none.
+    pub max_tokens: usize,
+    /// The sampler watermark, if configured.
+    pub watermark: Option<EmbeddedWatermark>,
+}
+
+/// `[upstream.embedded.watermark]`
+#[derive(Debug, Clone)]
+pub struct EmbeddedWatermark {
+    /// Public key id.
+    pub key_id: String,
+    /// The secret (from `MOAT_SAMPLER_WATERMARK_SECRET`).
+    pub secret: Secret,
+    /// Context width.
+    pub h: usize,
+    /// Green fraction.
+    pub gamma: f64,
+    /// Logit bias.
+    pub delta: f32,
 }
 
 /// `[upstream]`
@@ -131,6 +167,8 @@ pub struct UpstreamConfig {
     pub pool_max_idle_per_host: usize,
     /// `anthropic-version` sent when the client sent none.
     pub anthropic_version: String,
+    /// The embedded model, when `target` is [`UpstreamTarget::Embedded`].
+    pub embedded: Option<EmbeddedConfig>,
 }
 
 /// `[store]`
@@ -346,6 +384,60 @@ impl Validator<'_> {
         self.error(None, message)
     }
 
+    fn embedded(
+        &self,
+        target: &UpstreamTarget,
+        raw: Option<&super::raw::RawEmbedded>,
+        env: &dyn Env,
+    ) -> Result<Option<EmbeddedConfig>, ConfigError> {
+        let raw = match (target, raw) {
+            (UpstreamTarget::Embedded, Some(r)) => r,
+            (UpstreamTarget::Embedded, None) => return Err(self.whole("base_url = \"embedded\" needs [upstream.embedded] with model = \"path/to/model.gguf\"")),
+            (_, Some(_)) => return Err(self.whole("[upstream.embedded] is only used with upstream.base_url = \"embedded\"")),
+            (_, None) => return Ok(None),
+        };
+        let model = raw.model.as_ref().map(|s| self.path(s)).ok_or_else(|| self.whole("upstream.embedded.model is required (a GGUF file; scripts/fetch-model downloads SmolLM2-135M-Instruct)"))?;
+        let watermark = match &raw.watermark {
+            None => None,
+            Some(w) => {
+                let secret = env.var(ENV_SAMPLER_WATERMARK_SECRET).ok_or_else(|| self.at(&w.key_id, format!("upstream.embedded.watermark needs the secret in {ENV_SAMPLER_WATERMARK_SECRET}")))?;
+                if secret.len() < 16 {
+                    return Err(self.at(
+                        &w.key_id,
+                        format!("{ENV_SAMPLER_WATERMARK_SECRET} must be at least 16 bytes"),
+                    ));
+                }
+                let (h, gamma, delta) = (
+                    w.h.unwrap_or(2),
+                    w.gamma.unwrap_or(0.25),
+                    w.delta.unwrap_or(2.0),
+                );
+                if !(1..=8).contains(&h)
+                    || !(gamma > 0.0 && gamma < 1.0)
+                    || !(delta.is_finite() && delta >= 0.0)
+                    || w.key_id.get_ref().is_empty()
+                {
+                    return Err(self.at(&w.key_id, "upstream.embedded.watermark: need a non-empty key_id, 1 <= h <= 8, 0 < gamma < 1, delta >= 0"));
+                }
+                Some(EmbeddedWatermark {
+                    key_id: w.key_id.get_ref().clone(),
+                    secret: Secret::new(secret),
+                    h,
+                    gamma,
+                    delta: delta as f32,
+                })
+            }
+        };
+        Ok(Some(EmbeddedConfig {
+            model,
+            model_id: raw.model_id.as_ref().map(|s| s.get_ref().clone()),
+            threads: raw.threads.unwrap_or(0),
+            queue: raw.queue.unwrap_or(64).max(1),
+            max_tokens: raw.max_tokens.unwrap_or(256).max(1),
+            watermark,
+        }))
+    }
+
     fn validate(&self, raw: RawConfig, env: &dyn Env) -> Result<Config, ConfigError> {
         let rs = raw.server;
         let listen = match &rs.listen {
@@ -421,8 +513,10 @@ impl Validator<'_> {
         let target = match &ru.base_url {
             None => return Err(self.whole("upstream.base_url is required (a URL such as \"http://127.0.0.1:8000/v1\", or \"demo\")")),
             Some(s) if s.get_ref() == "demo" => UpstreamTarget::Demo,
+            Some(s) if s.get_ref() == "embedded" => UpstreamTarget::Embedded,
             Some(s) => UpstreamTarget::Url(normalise_base_url(s.get_ref()).map_err(|e| self.at(s, format!("upstream.base_url: {e}")))?),
         };
+        let embedded = self.embedded(&target, ru.embedded.as_ref(), env)?;
         let api_key = env
             .var(ENV_UPSTREAM_API_KEY)
             .or_else(|| ru.api_key.as_ref().map(|s| s.get_ref().clone()))
@@ -541,6 +635,7 @@ impl Validator<'_> {
                 ca_file,
                 pool_max_idle_per_host: ru.pool_max_idle_per_host.unwrap_or(256),
                 anthropic_version,
+                embedded,
             },
             store,
             auth,
@@ -566,13 +661,21 @@ impl Validator<'_> {
             if [t, dg, c, b].iter().any(|v| v.is_nan() || *v < 0.0) {
                 return Err(self.whole("enforce.*_at thresholds must be in [0, 1]"));
             }
-            let finite: Vec<f64> = [t, dg, c, b].into_iter().filter(|v| v.is_finite()).collect();
+            let finite: Vec<f64> = [t, dg, c, b]
+                .into_iter()
+                .filter(|v| v.is_finite())
+                .collect();
             if finite.iter().any(|v| *v > 1.0) || finite.windows(2).any(|w| w[0] > w[1]) {
                 return Err(self.whole(
                     "enforce: thresholds must be in [0, 1] and throttle_at <= degrade_at <= challenge_at <= block_at (an omitted one is never reached)",
                 ));
             }
-            Some(Thresholds { throttle_at: t, degrade_at: dg, challenge_at: c, block_at: b })
+            Some(Thresholds {
+                throttle_at: t,
+                degrade_at: dg,
+                challenge_at: c,
+                block_at: b,
+            })
         };
         let throttle_rpm = r.throttle_rpm.unwrap_or(d.throttle_rpm);
         if throttle_rpm == 0 {
@@ -604,9 +707,17 @@ impl Validator<'_> {
         Ok(crate::enforce::EnforceConfig {
             shadow: r.shadow.unwrap_or(d.shadow),
             thresholds,
-            throttle_for: self.duration(r.throttle_for.as_ref(), "enforce.throttle_for", d.throttle_for)?,
+            throttle_for: self.duration(
+                r.throttle_for.as_ref(),
+                "enforce.throttle_for",
+                d.throttle_for,
+            )?,
             throttle_rpm,
-            degrade_for: self.duration(r.degrade_for.as_ref(), "enforce.degrade_for", d.degrade_for)?,
+            degrade_for: self.duration(
+                r.degrade_for.as_ref(),
+                "enforce.degrade_for",
+                d.degrade_for,
+            )?,
             persist_challenge: r.persist_challenge.unwrap_or(d.persist_challenge),
             persist_block: r.persist_block.unwrap_or(d.persist_block),
             allow: r.allow.unwrap_or_default().into_iter().collect(),
@@ -614,8 +725,16 @@ impl Validator<'_> {
             degrade: degrade_config(r.degrade),
             hide_reasoning: HideReasoning {
                 all: reasoning.hide_all.unwrap_or(false),
-                tiers: reasoning.hide_for_tiers.unwrap_or_default().into_iter().collect(),
-                accounts: reasoning.hide_for_accounts.unwrap_or_default().into_iter().collect(),
+                tiers: reasoning
+                    .hide_for_tiers
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+                accounts: reasoning
+                    .hide_for_accounts
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
             },
             webhook,
         })
@@ -779,5 +898,40 @@ mod tests {
     fn demo_upstream_is_accepted() {
         let c = parse("[upstream]\nbase_url = \"demo\"\n").unwrap();
         assert_eq!(c.upstream.target, UpstreamTarget::Demo);
+    }
+
+    #[test]
+    fn embedded_upstream_is_validated() {
+        let src = "[upstream]\nbase_url = \"embedded\"\n[upstream.embedded]\nmodel = \"m.gguf\"\nthreads = 2\n";
+        let c = parse(src).unwrap();
+        assert_eq!(c.upstream.target, UpstreamTarget::Embedded);
+        let e = c.upstream.embedded.unwrap();
+        assert_eq!(
+            (e.model, e.threads, e.queue),
+            (PathBuf::from("m.gguf"), 2, 64)
+        );
+        assert!(e.watermark.is_none());
+        assert!(parse("[upstream]\nbase_url = \"embedded\"\n").is_err());
+        assert!(
+            parse(&format!("{src}modle = 1\n")).is_err(),
+            "unknown keys are rejected"
+        );
+        assert!(
+            parse("[upstream]\nbase_url = \"demo\"\n[upstream.embedded]\nmodel = \"m\"\n").is_err()
+        );
+        let wm = format!("{src}[upstream.embedded.watermark]\nkey_id = \"k1\"\ngamma = 0.5\n");
+        assert!(
+            parse(&wm).is_err(),
+            "the secret must come from the environment"
+        );
+        let env = MapEnv(vec![(ENV_SAMPLER_WATERMARK_SECRET, "0123456789abcdef0123")]);
+        let c = Config::parse(&wm, "moat.toml", Path::new(""), &env).unwrap();
+        let w = c.upstream.embedded.unwrap().watermark.unwrap();
+        assert_eq!(
+            (w.key_id.as_str(), w.h, w.gamma, w.delta),
+            ("k1", 2, 0.5, 2.0)
+        );
+        let bad = format!("{src}[upstream.embedded.watermark]\nkey_id = \"k1\"\ngamma = 1.5\n");
+        assert!(Config::parse(&bad, "moat.toml", Path::new(""), &env).is_err());
     }
 }

@@ -182,3 +182,72 @@ pub fn degrade_config(raw: Option<RawDegrade>) -> DegradeConfig {
         disable_thinking: r.disable_thinking.unwrap_or(d.disable_thinking),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::validated::NoEnv;
+    use crate::Config;
+
+    fn parse(extra: &str) -> Result<Config, String> {
+        let src = format!("[upstream]\nbase_url = \"demo\"\n{extra}");
+        Config::parse(&src, "moat.toml", Path::new("."), &NoEnv).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_to_shadow_mode() {
+        let c = parse("").unwrap().enforce;
+        assert!(c.shadow && c.thresholds.is_none() && c.persist_block);
+        assert_eq!(c.degrade.max_tokens, Some(512));
+    }
+
+    #[test]
+    fn parses_every_key() {
+        let c = parse(
+            r#"
+[enforce]
+shadow = false
+throttle_at = 0.3
+block_at = 0.9
+throttle_for = "1m"
+throttle_rpm = 2
+degrade_for = "30s"
+allow = ["acct_a"]
+[enforce.force]
+acct_b = "block"
+[enforce.degrade]
+max_tokens = 0
+logprobs = "refuse"
+n = "keep"
+[enforce.reasoning]
+hide_for_tiers = ["free"]
+[enforce.webhook]
+url = "https://example.com/hook"
+min_action = "block"
+"#,
+        )
+        .unwrap()
+        .enforce;
+        assert!(!c.shadow);
+        let t = c.thresholds.unwrap();
+        assert_eq!((t.throttle_at, t.block_at), (0.3, 0.9));
+        assert!(t.degrade_at.is_infinite());
+        assert_eq!(c.degrade.max_tokens, None);
+        assert_eq!(c.force["acct_b"], moat_detect::Action::Block);
+        assert!(c.hide_reasoning.tiers.contains("free"));
+        assert_eq!(c.webhook.unwrap().min_action, moat_detect::Action::Block);
+    }
+
+    #[test]
+    fn rejects_mistakes() {
+        let e = parse("[enforce]\nshadoww = true\n").unwrap_err();
+        assert!(e.contains("moat.toml:4"), "{e}");
+        assert!(parse("[enforce]\ndegrade_at = 0.9\nthrottle_at = 0.95\n").is_err());
+        assert!(parse("[enforce]\nblock_at = 1.5\n").is_err());
+        assert!(parse("[enforce.force]\na = \"nuke\"\n").is_err());
+        assert!(parse("[enforce.degrade]\nlogprobs = \"maybe\"\n").is_err());
+        assert!(parse("[enforce.webhook]\nurl = \"ftp://x\"\n").is_err());
+        assert!(parse("[enforce]\nthrottle_rpm = 0\n").is_err());
+    }
+}

@@ -158,10 +158,9 @@ impl StreamStripper {
                     d.insert("content".into(), Value::String(t));
                 }
             }
-            let empty_delta = c
-                .get("delta")
-                .and_then(Value::as_object)
-                .is_some_and(|d| d.values().all(|x| x.is_null() || x.as_str() == Some("")) && removed);
+            let empty_delta = c.get("delta").and_then(Value::as_object).is_some_and(|d| {
+                d.values().all(|x| x.is_null() || x.as_str() == Some("")) && removed
+            });
             let empty_text = c.get("text") == Some(&Value::String(String::new())) && removed;
             if !(finished || c.get("logprobs").is_some_and(|l| !l.is_null()))
                 && (empty_delta || empty_text)
@@ -279,7 +278,10 @@ mod tests {
 
     fn openai_text(evs: &[Value]) -> String {
         evs.iter()
-            .filter_map(|e| e.pointer("/choices/0/delta/content").and_then(Value::as_str))
+            .filter_map(|e| {
+                e.pointer("/choices/0/delta/content")
+                    .and_then(Value::as_str)
+            })
             .collect()
     }
 
@@ -292,8 +294,14 @@ mod tests {
             }
             let src = openai_stream(&[&answer[..split], &answer[split..]]);
             let evs = run(Api::OpenAiChat, &src, src.len() / 2);
-            assert_eq!(openai_text(&evs), "Réponse ok <thinking", "split at {split}");
-            assert!(evs.iter().all(|e| e.pointer("/choices/0/delta/reasoning_content").is_none()));
+            assert_eq!(
+                openai_text(&evs),
+                "Réponse ok <thinking",
+                "split at {split}"
+            );
+            assert!(evs
+                .iter()
+                .all(|e| e.pointer("/choices/0/delta/reasoning_content").is_none()));
             assert!(!serde_json::to_string(&evs).unwrap().contains("secret"));
         }
     }
@@ -313,21 +321,50 @@ mod tests {
 
     fn anthropic_stream(text_pieces: &[&str]) -> String {
         let mut evs: Vec<(&str, Value)> = vec![
-            ("message_start", serde_json::json!({"type":"message_start","message":{"content":[]}})),
-            ("content_block_start", serde_json::json!({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})),
-            ("content_block_delta", serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"secret plan"}})),
-            ("content_block_delta", serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig"}})),
-            ("content_block_stop", serde_json::json!({"type":"content_block_stop","index":0})),
-            ("content_block_start", serde_json::json!({"type":"content_block_start","index":1,"content_block":{"type":"redacted_thinking","data":"xx"}})),
-            ("content_block_stop", serde_json::json!({"type":"content_block_stop","index":1})),
-            ("content_block_start", serde_json::json!({"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}})),
+            (
+                "message_start",
+                serde_json::json!({"type":"message_start","message":{"content":[]}}),
+            ),
+            (
+                "content_block_start",
+                serde_json::json!({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}),
+            ),
+            (
+                "content_block_delta",
+                serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"secret plan"}}),
+            ),
+            (
+                "content_block_delta",
+                serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig"}}),
+            ),
+            (
+                "content_block_stop",
+                serde_json::json!({"type":"content_block_stop","index":0}),
+            ),
+            (
+                "content_block_start",
+                serde_json::json!({"type":"content_block_start","index":1,"content_block":{"type":"redacted_thinking","data":"xx"}}),
+            ),
+            (
+                "content_block_stop",
+                serde_json::json!({"type":"content_block_stop","index":1}),
+            ),
+            (
+                "content_block_start",
+                serde_json::json!({"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}}),
+            ),
         ];
         for p in text_pieces {
             evs.push(("content_block_delta", serde_json::json!({"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":p}})));
         }
-        evs.push(("content_block_stop", serde_json::json!({"type":"content_block_stop","index":2})));
+        evs.push((
+            "content_block_stop",
+            serde_json::json!({"type":"content_block_stop","index":2}),
+        ));
         evs.push(("message_stop", serde_json::json!({"type":"message_stop"})));
-        evs.iter().map(|(n, d)| format!("event: {n}\ndata: {d}\n\n")).collect()
+        evs.iter()
+            .map(|(n, d)| format!("event: {n}\ndata: {d}\n\n"))
+            .collect()
     }
 
     #[test]
@@ -355,12 +392,18 @@ mod tests {
     fn whole_answers() {
         let oa = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"<think>hm</think>Yes","reasoning_content":"hm"}}]}"#;
         let v: Value = serde_json::from_slice(&strip_whole(Api::OpenAiChat, oa).unwrap()).unwrap();
-        assert_eq!(v.pointer("/choices/0/message/content"), Some(&Value::from("Yes")));
+        assert_eq!(
+            v.pointer("/choices/0/message/content"),
+            Some(&Value::from("Yes"))
+        );
         assert!(v.pointer("/choices/0/message/reasoning_content").is_none());
         let an = br#"{"content":[{"type":"thinking","thinking":"hm","signature":"s"},{"type":"redacted_thinking","data":"x"},{"type":"text","text":"A<think>b</think>C"}]}"#;
         let v: Value =
             serde_json::from_slice(&strip_whole(Api::AnthropicMessages, an).unwrap()).unwrap();
-        assert_eq!(v["content"], serde_json::json!([{"type":"text","text":"AC"}]));
+        assert_eq!(
+            v["content"],
+            serde_json::json!([{"type":"text","text":"AC"}])
+        );
         assert!(strip_whole(Api::OpenAiChat, br#"{"choices":[]}"#).is_none());
     }
 }

@@ -111,11 +111,20 @@ mod tests {
     #[test]
     fn removes_spans() {
         assert_eq!(ThinkFilter::strip("<think>a</think>b"), "b");
-        assert_eq!(ThinkFilter::strip("x<think>a</think>y<think>b</think>z"), "xyz");
+        assert_eq!(
+            ThinkFilter::strip("x<think>a</think>y<think>b</think>z"),
+            "xyz"
+        );
         assert_eq!(ThinkFilter::strip("answer <think>never closed"), "answer ");
-        assert_eq!(ThinkFilter::strip("a < b and <thin ice>"), "a < b and <thin ice>");
+        assert_eq!(
+            ThinkFilter::strip("a < b and <thin ice>"),
+            "a < b and <thin ice>"
+        );
         assert_eq!(ThinkFilter::strip("ends with <thi"), "ends with <thi");
-        assert_eq!(ThinkFilter::strip("</think> stray close"), "</think> stray close");
+        assert_eq!(
+            ThinkFilter::strip("</think> stray close"),
+            "</think> stray close"
+        );
     }
 
     #[test]

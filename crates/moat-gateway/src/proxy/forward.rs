@@ -3,9 +3,11 @@
 //! 1. API key present → authenticate (cached; revoked/expired/IP allowlist/disabled account)
 //! 2. body read with a size cap → parsed once into a light view (model, stream, caps)
 //! 3. key scopes: model allowed, logprobs allowed
-//! 4. request inspection hook (detection), if installed
+//! 4. request inspection hook (detection), if installed, then the enforcement ladder
+//!    ([`crate::enforce`]): throttle (429), challenge / block (403), or a degraded request
 //! 5. per-account limits: reserve `prompt bytes / 4 + max_tokens`
-//! 6. forward to the upstream (one pooled client), streaming or not
+//! 6. forward to the upstream (one pooled client), streaming or not; reasoning removed
+//!    from the answer when the ladder (or `[enforce.reasoning]`) says so
 //! 7. settle the reservation with the real usage; audit record via [`Exchange`]
 
 use std::{
@@ -30,6 +32,7 @@ use tokio::time::timeout_at;
 
 use crate::api::Api;
 use crate::client_addr::{api_key, client_ip};
+use crate::enforce::{degrade, reasoning_strip};
 use crate::error::GatewayError;
 use crate::exchange::Exchange;
 use crate::gateway::Gateway;
@@ -65,6 +68,7 @@ pub async fn proxy(
         Ok(Forward::Stream {
             upstream,
             strip_usage,
+            strip_reasoning,
         }) => {
             let cap = gw.config.audit.response_prefix_bytes;
             let idle = gw.config.upstream.stream_idle_timeout;
@@ -76,6 +80,7 @@ pub async fn proxy(
                 ex,
                 api,
                 strip_usage,
+                strip_reasoning,
                 cap,
                 idle,
             );
@@ -112,6 +117,7 @@ enum Forward {
     Stream {
         upstream: reqwest::Response,
         strip_usage: bool,
+        strip_reasoning: bool,
     },
 }
 
@@ -154,6 +160,7 @@ async fn pipeline(
     let authed = authenticate(gw, &parts.headers, ip).await?;
     ex.set_key(&authed);
     if api == Api::OpenAiModels {
+        gw.enforcer.admit(gw, &authed, None).await?;
         return models(gw, &authed, ex, parts.uri.path())
             .await
             .map(Forward::Done);
@@ -168,17 +175,29 @@ async fn pipeline(
     // Detection sees every authenticated, parseable request, scope refusals included
     // (a key probing for logprobs it may not have is itself a signal).
     inspect(gw, &authed, api, ip, parts, model, &body, ex)?;
+    let plan = gw.enforcer.admit(gw, &authed, ex.decision_mut()).await?;
     check_scopes(&authed, &view, model)?;
-    reserve(gw, &authed, &view, body.len(), ex).await?;
+    let degrade = &gw.enforcer.config().degrade;
+    let rewritten = if plan.degrade {
+        degrade::rewrite(&body, api, degrade)?
+    } else {
+        None
+    };
+    let cap = rewritten.as_ref().and(degrade.max_tokens);
+    reserve(gw, &authed, &view, body.len(), cap, ex).await?;
 
     // Ask an OpenAI upstream for the usage chunk if the client did not.
     let strip_usage = stream && api.openai_streaming() && !view.wants_stream_usage();
+    let has_stream_options = view.stream_options.is_some();
+    drop(view);
+    let body = rewritten.unwrap_or(body);
     let upstream_body = if strip_usage {
-        with_stream_usage(&body, view.stream_options.is_some())
+        // A rewritten body no longer has the client's `stream_options` (it was re-serialised
+        // from the parsed request, fields kept); splice or merge as for the original.
+        with_stream_usage(&body, has_stream_options)
     } else {
         body.clone()
     };
-    drop(view);
 
     let deadline = tokio::time::Instant::now() + gw.config.upstream.timeout;
     let started = Instant::now();
@@ -204,9 +223,10 @@ async fn pipeline(
         return Ok(Forward::Stream {
             upstream: resp,
             strip_usage,
+            strip_reasoning: plan.strip_reasoning,
         });
     }
-    answer_whole(gw, resp, deadline, ex)
+    answer_whole(gw, resp, deadline, plan.strip_reasoning, ex)
         .await
         .map(Forward::Done)
 }
@@ -271,12 +291,16 @@ async fn reserve(
     authed: &AuthedKey,
     view: &RequestView<'_>,
     body_len: usize,
+    cap: Option<u64>,
     ex: &mut Exchange,
 ) -> Result<(), GatewayError> {
     let limits = gw.limits_for(&authed.account);
-    let max_out = view
+    let mut max_out = view
         .max_output()
         .unwrap_or(gw.config.limits.default_max_tokens);
+    if let Some(cap) = cap {
+        max_out = max_out.min(cap);
+    }
     let estimate = Estimate::from_request(body_len, max_out);
     let now_ms = Utc::now().timestamp_millis();
     match gw
@@ -334,11 +358,13 @@ fn upstream_request(
     rb
 }
 
-/// A non-streamed answer: read whole, usage recorded, body passed on unchanged.
+/// A non-streamed answer: read whole, usage recorded, body passed on unchanged (or without
+/// its reasoning when `strip_reasoning`).
 async fn answer_whole(
     gw: &Gateway,
     resp: reqwest::Response,
     deadline: tokio::time::Instant,
+    strip_reasoning: bool,
     ex: &mut Exchange,
 ) -> Result<Response, GatewayError> {
     let status = resp.status();
@@ -356,6 +382,11 @@ async fn answer_whole(
         gw.config.audit.response_prefix_bytes,
     );
     ex.completed(status.as_u16()).await;
+    let bytes = if strip_reasoning {
+        reasoning_strip::strip_whole(ex.api(), &bytes).unwrap_or(bytes)
+    } else {
+        bytes
+    };
     let mut out = Response::new(Body::from(bytes));
     *out.status_mut() = status;
     out.headers_mut().extend(passed);

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{stream::BoxStream, Stream, StreamExt};
 
 use crate::api::Api;
+use crate::enforce::reasoning_strip::StreamStripper;
 use crate::error::{Flavor, GatewayError};
 use crate::exchange::Exchange;
 use crate::proxy::usage::{read_stream_event, EventKind, Outcome};
@@ -147,6 +148,7 @@ struct RelayState {
     upstream: BoxStream<'static, reqwest::Result<Bytes>>,
     splitter: SseSplitter,
     filter: EventFilter,
+    reasoning: Option<StreamStripper>,
     exchange: Exchange,
     idle: Duration,
     flavor: Flavor,
@@ -158,11 +160,13 @@ const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 
 /// The client-facing body stream of a streamed exchange. When it is dropped
 /// (end of stream or client disconnect), the exchange's audit record is written.
+/// `strip_reasoning`: events are rewritten without reasoning ([`StreamStripper`]).
 pub fn relay(
     upstream: BoxStream<'static, reqwest::Result<Bytes>>,
     exchange: Exchange,
     api: Api,
     strip_usage: bool,
+    strip_reasoning: bool,
     cap: usize,
     idle: Duration,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
@@ -170,6 +174,7 @@ pub fn relay(
         upstream,
         splitter: SseSplitter::default(),
         filter: EventFilter::new(api, strip_usage, cap),
+        reasoning: strip_reasoning.then(|| StreamStripper::new(api)),
         exchange,
         idle,
         flavor: api.flavor(),
@@ -187,7 +192,10 @@ pub fn relay(
                     let mut out = BytesMut::new();
                     while let Some(ev) = st.splitter.next_event() {
                         if st.filter.keep(&ev, st.exchange.outcome_mut()) {
-                            out.extend_from_slice(&ev);
+                            match &mut st.reasoning {
+                                Some(r) => r.event(&ev, &mut out),
+                                None => out.extend_from_slice(&ev),
+                            }
                         }
                     }
                     if st.splitter.pending() > MAX_EVENT_BYTES {
@@ -213,6 +221,14 @@ pub fn relay(
                         let err = GatewayError::UpstreamBadResponse("stream ended early".into());
                         st.exchange.stream_failed(&err).await;
                     }
+                    let rest = match (&mut st.reasoning, keep) {
+                        (Some(r), true) => {
+                            let mut o = BytesMut::new();
+                            r.event(&rest, &mut o);
+                            o.freeze()
+                        }
+                        _ => rest,
+                    };
                     return keep.then_some((Ok(rest), st));
                 }
                 Ok(Some(Err(e))) => {

@@ -15,6 +15,10 @@
 //! | POST | `/admin/v1/keys/{id}/rotate` | [`RotateKey`] | 201, the new key and secret |
 //! | GET | `/admin/v1/audit/verify` | | `{"ok":true,...}` |
 //!
+//!
+//! The enforcement routes (`/admin/v1/risk`, `/admin/v1/clusters`, account overrides) are
+//! listed in [`super::admin_enforce`].
+//!
 //! Errors: `{"error":{"message","code"}}` with 400/401/404/409/500.
 
 use std::sync::Arc;
@@ -52,6 +56,7 @@ pub fn router(gw: Arc<Gateway>) -> axum::Router {
         .route("/admin/v1/keys/{id}/revoke", post(revoke_key))
         .route("/admin/v1/keys/{id}/rotate", post(rotate_key))
         .route("/admin/v1/audit/verify", get(verify_audit))
+        .merge(super::admin_enforce::routes())
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token))
         .with_state(gw)
 }

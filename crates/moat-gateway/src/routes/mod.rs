@@ -1,6 +1,7 @@
 //! HTTP routes of the public and admin listeners.
 
 pub mod admin;
+pub mod admin_enforce;
 pub mod anthropic;
 pub mod health;
 pub mod openai;

@@ -412,11 +412,13 @@ impl Validator<'_> {
                     w.gamma.unwrap_or(0.25),
                     w.delta.unwrap_or(2.0),
                 );
-                if !(1..=8).contains(&h)
-                    || !(gamma > 0.0 && gamma < 1.0)
-                    || !(delta.is_finite() && delta >= 0.0)
-                    || w.key_id.get_ref().is_empty()
-                {
+                let valid = (1..=8).contains(&h)
+                    && gamma > 0.0
+                    && gamma < 1.0
+                    && delta.is_finite()
+                    && delta >= 0.0
+                    && !w.key_id.get_ref().is_empty();
+                if !valid {
                     return Err(self.at(&w.key_id, "upstream.embedded.watermark: need a non-empty key_id, 1 <= h <= 8, 0 < gamma < 1, delta >= 0"));
                 }
                 Some(EmbeddedWatermark {

@@ -200,20 +200,8 @@ async fn pipeline(
     };
 
     let deadline = tokio::time::Instant::now() + gw.config.upstream.timeout;
-    let started = Instant::now();
     let rb = upstream_request(gw, api, parts, upstream_body, stream);
-    let resp = send(rb, deadline, gw).await?;
-    metrics::upstream(api, started.elapsed());
-    let status = resp.status();
-    if !status.is_success() {
-        let body = read_limited(resp, deadline, MAX_ERROR_BODY, true, gw)
-            .await
-            .unwrap_or_default();
-        return Err(GatewayError::Upstream {
-            status: status.as_u16(),
-            body,
-        });
-    }
+    let resp = send_checked(rb, deadline, gw, api).await?;
     let is_sse = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -427,6 +415,30 @@ pub(crate) async fn send(
         Ok(Err(e)) => Err(map_reqwest(e, gw)),
         Ok(Ok(r)) => Ok(r),
     }
+}
+
+/// Sends an upstream request, records its latency, and turns a non-2xx answer into
+/// [`GatewayError::Upstream`] (status and a bounded prefix of the body passed through).
+pub(crate) async fn send_checked(
+    rb: reqwest::RequestBuilder,
+    deadline: tokio::time::Instant,
+    gw: &Gateway,
+    api: Api,
+) -> Result<reqwest::Response, GatewayError> {
+    let started = Instant::now();
+    let resp = send(rb, deadline, gw).await?;
+    metrics::upstream(api, started.elapsed());
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let body = read_limited(resp, deadline, MAX_ERROR_BODY, true, gw)
+        .await
+        .unwrap_or_default();
+    Err(GatewayError::Upstream {
+        status: status.as_u16(),
+        body,
+    })
 }
 
 /// Reads an upstream body before `deadline`: at most `limit` bytes (cut there

@@ -1,7 +1,7 @@
 //! `GET /v1/models` (the list, filtered to the key's models) and
 //! `GET /v1/models/{id}` (one model, refused outside the key's scope).
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 use axum::{
     body::Body,
@@ -16,8 +16,7 @@ use crate::api::Api;
 use crate::error::GatewayError;
 use crate::exchange::Exchange;
 use crate::gateway::Gateway;
-use crate::metrics;
-use crate::proxy::forward::{read_limited, send, MAX_ERROR_BODY, MAX_RESPONSE_BODY};
+use crate::proxy::forward::{read_limited, send_checked, MAX_RESPONSE_BODY};
 
 /// Answers `path` (`/v1/models` or `/v1/models/{id}`) from the upstream.
 pub(crate) async fn models(
@@ -52,19 +51,8 @@ pub(crate) async fn models(
     if let Some(b) = &u.bearer {
         rb = rb.header(header::AUTHORIZATION, b.clone());
     }
-    let started = Instant::now();
-    let resp = send(rb, deadline, gw).await?;
-    metrics::upstream(Api::OpenAiModels, started.elapsed());
+    let resp = send_checked(rb, deadline, gw, Api::OpenAiModels).await?;
     let status = resp.status();
-    if !status.is_success() {
-        let body = read_limited(resp, deadline, MAX_ERROR_BODY, true, gw)
-            .await
-            .unwrap_or_default();
-        return Err(GatewayError::Upstream {
-            status: status.as_u16(),
-            body,
-        });
-    }
     let mut bytes = read_limited(resp, deadline, MAX_RESPONSE_BODY, false, gw).await?;
     if let (None, Some(allowed)) = (one, &authed.key.models) {
         let mut v: Value = serde_json::from_slice(&bytes)

@@ -3,36 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use moat_limits::{Denied, Estimate, InMemoryConfig, InMemoryLimiter, LimitKind, Limiter, Limits};
+use moat_limits::{Denied, InMemoryConfig, InMemoryLimiter, LimitKind, Limiter, Limits};
 
-const DAY: i64 = 86_400_000;
-/// 2026-11-23T00:00:00Z
-const T0: i64 = 1_795_392_000_000;
-
-fn rpm(n: u32) -> Limits {
-    Limits {
-        requests_per_minute: Some(n),
-        ..Limits::UNLIMITED
-    }
-}
-
-fn tpm(n: u64) -> Limits {
-    Limits {
-        tokens_per_minute: Some(n),
-        ..Limits::UNLIMITED
-    }
-}
-
-fn tpd(n: u64) -> Limits {
-    Limits {
-        tokens_per_day: Some(n),
-        ..Limits::UNLIMITED
-    }
-}
-
-fn est(tokens: u64) -> Estimate {
-    Estimate { tokens }
-}
+mod common;
+use common::{est, rpm, tpd, tpm, DAY, T0};
 
 fn deny(l: &InMemoryLimiter, limits: &Limits, tokens: u64, now: i64) -> Denied {
     l.reserve_now("a", limits, est(tokens), now).unwrap_err()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moat_limits::{
-    Denied, Estimate, FailMode, InMemoryLimiter, LimitKind, Limiter, Limits, RedisLimiter,
+    Denied, FailMode, InMemoryLimiter, LimitKind, Limiter, Limits, RedisLimiter,
     RedisLimiterConfig, RedisLimiterError, Reservation,
 };
 
@@ -16,34 +16,8 @@ use moat_limits::{
 fn url() -> String {
     std::env::var("MOAT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
 }
-const DAY: i64 = 86_400_000;
-/// 2026-11-23T00:00:00Z
-const T0: i64 = 1_795_392_000_000;
-
-fn rpm(n: u32) -> Limits {
-    Limits {
-        requests_per_minute: Some(n),
-        ..Limits::UNLIMITED
-    }
-}
-
-fn tpm(n: u64) -> Limits {
-    Limits {
-        tokens_per_minute: Some(n),
-        ..Limits::UNLIMITED
-    }
-}
-
-fn tpd(n: u64) -> Limits {
-    Limits {
-        tokens_per_day: Some(n),
-        ..Limits::UNLIMITED
-    }
-}
-
-fn est(tokens: u64) -> Estimate {
-    Estimate { tokens }
-}
+mod common;
+use common::{est, rpm, tpd, tpm, DAY, T0};
 
 fn no_redis(e: impl std::fmt::Display) -> ! {
     panic!(

@@ -28,6 +28,30 @@ flush_interval = "10ms"
     Config::parse(&src, "test.toml", dir, &NoEnv).expect("config")
 }
 
+/// Creates account `id` with one unrestricted key and returns the key's secret.
+async fn account_with_key(store: &Store, id: &str) -> String {
+    ops::create_account(
+        store,
+        CreateAccount {
+            id: Some(id.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("account");
+    ops::create_key(
+        store,
+        CreateKey {
+            account: id.into(),
+            ..Default::default()
+        },
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("key")
+    .secret
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxies_streams_limits_bodies_and_audits() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -35,26 +59,7 @@ async fn proxies_streams_limits_bodies_and_audits() {
         .await
         .expect("start");
     let store = running.gateway.store.clone();
-    ops::create_account(
-        &store,
-        CreateAccount {
-            id: Some("a1".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("account");
-    let key = ops::create_key(
-        &store,
-        CreateKey {
-            account: "a1".into(),
-            ..Default::default()
-        },
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("key")
-    .secret;
+    let key = account_with_key(&store, "a1").await;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let chat = format!("{base}/v1/chat/completions");
@@ -172,26 +177,7 @@ async fn inspector_hook_blocks_and_observes() {
         .await
         .expect("start");
     let store = running.gateway.store.clone();
-    ops::create_account(
-        &store,
-        CreateAccount {
-            id: Some("a2".into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("account");
-    let key = ops::create_key(
-        &store,
-        CreateKey {
-            account: "a2".into(),
-            ..Default::default()
-        },
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("key")
-    .secret;
+    let key = account_with_key(&store, "a2").await;
     let http = reqwest::Client::new();
     let url = format!("http://{}/v1/messages", running.addr);
     let send = |model: &'static str| {

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use moat_detect::{AccountMeta, DetectConfig, Engine, Event, Outcome, RequestFeatures};
+use moat_detect::{AccountMeta, DetectConfig, Engine, Outcome, RequestFeatures, RequestView};
 use moat_store::Account;
 use parking_lot::Mutex;
 
@@ -71,30 +71,22 @@ impl RequestInspector for DetectionInspector {
         let Some(api) = engine_api(req.api) else {
             return Inspection::default();
         };
-        // The pipeline has already checked that the body is JSON.
-        let Ok(request) = serde_json::from_slice::<serde_json::Value>(req.body) else {
-            return Inspection::default();
-        };
-        let event = Event {
-            ts_ms: req.ts.timestamp_millis(),
-            account: req.account.id.clone(),
-            key: req.key.id.clone(),
-            ip: req.ip.map(|i| i.to_string()).unwrap_or_default(),
-            user_agent: req.user_agent.to_string(),
-            api,
-            request,
-        };
-        // The request-content features are a pure function of the event: computed before
-        // taking the lock, which is held only for the account/cluster state update.
-        let features = RequestFeatures::extract(&event);
+        // Parsed straight into the engine's borrowed view, as replay does (no intermediate
+        // `serde_json::Value`); a body that does not fit the view gives an empty one, exactly
+        // like `RequestView::from_value`. The features are a pure function of the request:
+        // computed before taking the lock, which is held only for the state update.
+        let view = serde_json::from_slice::<RequestView<'_>>(req.body).unwrap_or_default();
+        let ip = req.ip.map(|i| i.to_string()).unwrap_or_default();
+        let features =
+            RequestFeatures::from_view(api, &view, &ip).with_client(&req.key.id, req.user_agent);
+        let ts_ms = req.ts.timestamp_millis();
         let decision = {
             let mut st = self.state.lock();
             if !st.known.contains(&req.account.id) {
                 st.engine.upsert_account(account_meta(req.account));
                 st.known.insert(req.account.id.clone());
             }
-            st.engine
-                .decide_features(event.ts_ms, &event.account, &features)
+            st.engine.decide_features(ts_ms, &req.account.id, &features)
         };
         Inspection {
             block: None,

@@ -94,6 +94,9 @@ pub struct GenOutput {
     pub finish_reason: FinishReason,
     /// The stop sequence that ended generation, if one did.
     pub stop_sequence: Option<String>,
+    /// The model's own natural-log probability of each generated token, before the watermark
+    /// bias, temperature and top-p: the perplexity of the output under the unmarked model.
+    pub model_logprobs: Vec<f32>,
 }
 
 /// A loaded GGUF causal LM with its tokenizer and chat template. Not `Sync`: one generation
@@ -255,7 +258,7 @@ impl Model {
         let tok = Arc::clone(&self.tokenizer);
         let prompt_tokens = prompt.len();
         let budget = req.max_tokens.min(MAX_SEQ_LEN - prompt_tokens);
-        let mut sampler = Sampler::new(req.sampling.clone(), mark);
+        let mut sampler = Sampler::new(req.sampling.clone(), mark.clone());
         let stops: Vec<&str> = req
             .stop
             .iter()
@@ -276,8 +279,15 @@ impl Model {
             Vec::new()
         };
         let mut cut = None;
+        let mut model_logprobs = Vec::new();
         while generated.len() < budget {
+            let lse = log_sum_exp(&logits);
             let (id, lp) = sampler.sample(&mut logits, &history);
+            let bias = match &mark {
+                Some(m) if history.len() >= m.h() && m.is_green(&history[history.len() - m.h()..], id) => m.delta(),
+                _ => 0.0,
+            };
+            model_logprobs.push(logits[id as usize] - bias - lse);
             history.push(id);
             generated.push(id);
             if let Some(lp) = lp {
@@ -347,8 +357,18 @@ impl Model {
             prompt_tokens,
             finish_reason: finish,
             stop_sequence,
+            model_logprobs,
         })
     }
+}
+
+/// `ln Σ exp(x)`, computed stably.
+fn log_sum_exp(logits: &[f32]) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln()
 }
 
 /// The earliest occurrence of any stop sequence: `(byte offset, sequence)`.

@@ -30,6 +30,10 @@ pub struct DetectConfig {
     pub max_shared_keys: usize,
     /// Disable cross-account clustering entirely.
     pub disable_clustering: bool,
+    /// Whether the gateway runs the engine at all (`false`: no request is scored, so the
+    /// enforcement ladder only applies operator overrides). The engine itself and
+    /// `moat replay` ignore it.
+    pub enabled: bool,
 }
 
 impl Default for DetectConfig {
@@ -46,6 +50,7 @@ impl Default for DetectConfig {
             max_accounts_per_key: 48,
             max_shared_keys: 1 << 18,
             disable_clustering: false,
+            enabled: true,
         }
     }
 }

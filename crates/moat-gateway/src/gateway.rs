@@ -113,6 +113,8 @@ pub struct Gateway {
     pub inspector: Option<Arc<dyn RequestInspector>>,
     /// The enforcement ladder (overrides, throttles, degradation, shadow mode).
     pub enforcer: crate::enforce::Enforcer,
+    /// The text watermark policy (`[watermark]`).
+    pub watermark: crate::watermark::Watermarker,
 }
 
 impl std::fmt::Debug for Gateway {

@@ -22,6 +22,9 @@ pub mod proxy;
 pub mod routes;
 pub mod server;
 pub mod tls;
+pub mod watermark;
+pub mod watermark_detect;
+pub mod watermark_json;
 
 pub use api::Api;
 pub use config::Config;

@@ -57,9 +57,12 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
     crate::metrics::install();
     let config = Arc::new(config);
     let store_path = config.store.path.to_string_lossy().into_owned();
-    let store = Store::open(&store_path)
+    let mut store = Store::open(&store_path)
         .await
         .with_context(|| format!("opening store {store_path}"))?;
+    if let Some(enc) = &config.audit.encryption {
+        store = store.with_audit_keys(enc.load_keyring().context("[audit.encryption]")?);
+    }
     let auth = KeyAuthenticator::new(store.clone(), config.auth.cache_ttl);
     let limiter: Arc<dyn Limiter> = opts
         .limiter
@@ -85,6 +88,7 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
         UpstreamTarget::Embedded => crate::embedded::start(&config).await?,
     };
     let upstream = Upstream::new(&config, &base)?;
+    let watermark = crate::watermark::Watermarker::load(&config)?;
     let tls_config = match &config.server.tls {
         Some(t) => Some(crate::tls::server_config(t).await?),
         None => None,
@@ -111,10 +115,14 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
         limiter,
         audit,
         upstream,
-        inspector: Some(opts.inspector.unwrap_or_else(|| {
-            Arc::new(DetectionInspector::new(config.detect.clone())) as Arc<dyn RequestInspector>
-        })),
+        inspector: opts.inspector.or_else(|| {
+            config.detect.enabled.then(|| {
+                Arc::new(DetectionInspector::new(config.detect.clone()))
+                    as Arc<dyn RequestInspector>
+            })
+        }),
         enforcer: crate::enforce::Enforcer::new(config.enforce.clone(), config.auth.cache_ttl),
+        watermark,
     });
 
     let addr = main_listener.local_addr()?;

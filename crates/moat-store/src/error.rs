@@ -70,6 +70,16 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// An encrypted audit body cannot be read: its key is missing or wrong.
+    #[error("audit record seq {seq}, key {key_id:?}: {reason}")]
+    AuditKey {
+        /// The record.
+        seq: i64,
+        /// The key id stored on the record.
+        key_id: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Encoding a value as JSON failed.
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -67,6 +67,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use accounts::{Account, AccountLimits, NewAccount};
+pub use audit::chain::{body_digest, decode_hash, link, ChainBodies, ChainRow, GENESIS};
+pub use audit::checkpoint::{Checkpoint, CheckpointSigner};
+pub use audit::crypto::AuditKeyring;
+pub use audit::evidence::{AuditEntry, ChainSpan, SpanLink};
 pub use audit::export::ExportReport;
 pub use audit::verify::{BreakReason, BrokenLink, VerifyReport};
 pub use audit::writer::{AuditHandle, AuditStats, AuditWriter, AuditWriterConfig, AuditWriterTask};
@@ -80,6 +84,7 @@ pub use keys::{KeyRecord, KeySpec};
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    audit_keys: Option<std::sync::Arc<AuditKeyring>>,
 }
 
 impl Store {
@@ -122,7 +127,21 @@ impl Store {
         .await
         .map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            audit_keys: None,
+        })
+    }
+
+    /// Use `keys` for the audit log: new bodies are encrypted under its active key (if any),
+    /// and encrypted bodies are decrypted on read, export and verification.
+    pub fn with_audit_keys(mut self, keys: AuditKeyring) -> Store {
+        self.audit_keys = Some(std::sync::Arc::new(keys));
+        self
+    }
+
+    pub(crate) fn audit_keys(&self) -> Option<&AuditKeyring> {
+        self.audit_keys.as_deref()
     }
 
     /// Close the pool, waiting for connections to be returned (checkpoints the WAL).

@@ -39,10 +39,17 @@ pub enum Command {
     Audit(AuditCmd),
     /// Run the detection engine offline over a traffic log.
     Replay(ReplayArgs),
+    /// Build an evidence pack from the audit log, or verify one (`evidence verify DIR`).
+    Evidence(crate::evidence::EvidenceArgs),
     /// Quickstart: a gateway in front of the built-in DEMO upstream (not a model).
     Demo(DemoArgs),
     /// Run only the demo upstream (templated text, NOT a model), e.g. for tests.
     DemoUpstream(DemoUpstreamArgs),
+    /// Text watermark: detect it in texts.
+    #[command(subcommand)]
+    Mark(crate::mark::MarkCmd),
+    /// Ask a suspect endpoint the prompts and test its answers for the watermark (report).
+    Verify(crate::verify::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +203,21 @@ pub enum AuditCmd {
     Verify(JsonFlag),
     /// Export exchanges in the traffic log format (JSON Lines; zstd when the name ends in .zst).
     Export(ExportArgs),
+    /// Sign the current chain head (Ed25519) and store the checkpoint.
+    Checkpoint(crate::audit::CheckpointArgs),
+    /// Stored checkpoints.
+    #[command(subcommand)]
+    Checkpoints(CheckpointsCmd),
+    /// Make a checkpoint signing key (FILE) and its public key (FILE.pub).
+    Keygen(crate::audit::KeygenArgs),
+    /// Write a traffic log (and `moat replay` decisions) through the audit writer.
+    Import(crate::audit::ImportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointsCmd {
+    /// Write every checkpoint to a JSON file.
+    Export(crate::audit::CheckpointsExportArgs),
 }
 
 #[derive(Debug, Args)]

@@ -99,9 +99,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store.close().await;
             r
         }
+        Command::Audit(AuditCmd::Keygen(a)) => crate::audit::keygen(a),
         Command::Audit(cmd) => {
             quiet_logs();
-            let store = open_store(&cli).await?;
+            let store = crate::audit::open_keyed_store(&cli).await?;
             let r = audit(&store, cmd).await;
             store.close().await;
             r
@@ -121,8 +122,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_json(&summary);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Evidence(a) => {
+            quiet_logs();
+            crate::evidence::run(&cli, a).await
+        }
         Command::Demo(a) => demo(a).await,
         Command::DemoUpstream(a) => demo_upstream(a).await,
+        Command::Mark(cmd) => {
+            quiet_logs();
+            crate::mark::run(&cli, cmd).await
+        }
+        Command::Verify(a) => {
+            quiet_logs();
+            crate::verify::run(&cli, a).await
+        }
     }
 }
 
@@ -320,6 +333,8 @@ async fn audit(store: &Store, cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
                 print_json(&json!({
                     "ok": r.is_ok(), "records": r.records, "last_seq": r.last_seq, "head_hash": r.head_hash,
                     "broken": r.broken.as_ref().map(|b| json!({"seq": b.seq, "reason": b.reason.to_string()})),
+                    "bodies_checked": r.bodies_checked, "bodies_unchecked": r.bodies_unchecked,
+                    "checkpoints_verified": r.checkpoints_verified,
                 }));
             }
             match &r.broken {
@@ -330,6 +345,17 @@ async fn audit(store: &Store, cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
                             r.records,
                             r.head_hash.as_deref().unwrap_or("(empty log)")
                         );
+                        println!(
+                            "{} bodies matched their digests; {} signed checkpoints verified",
+                            r.bodies_checked, r.checkpoints_verified
+                        );
+                        if r.bodies_unchecked > 0 {
+                            println!(
+                                "{} encrypted bodies not checked: their key is not configured \
+                                 (set [audit.encryption] or MOAT_AUDIT_KEYS)",
+                                r.bodies_unchecked
+                            );
+                        }
                     }
                     Ok(ExitCode::SUCCESS)
                 }
@@ -340,6 +366,12 @@ async fn audit(store: &Store, cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
             }
         }
         AuditCmd::Export(a) => export(store, a).await,
+        AuditCmd::Checkpoint(a) => crate::audit::checkpoint(store, a).await,
+        AuditCmd::Checkpoints(crate::cli::CheckpointsCmd::Export(a)) => {
+            crate::audit::export_checkpoints(store, a).await
+        }
+        AuditCmd::Import(a) => crate::audit::import(store, a).await,
+        AuditCmd::Keygen(a) => crate::audit::keygen(a),
     }
 }
 

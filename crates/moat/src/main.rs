@@ -1,9 +1,13 @@
 //! `moat`: the command-line front end. Thin: parses arguments and calls the
 //! library crates (moat-gateway, moat-store, moat-replay).
 
+mod audit;
 mod cli;
 mod commands;
 mod enforce;
+mod evidence;
+mod mark;
+mod verify;
 
 use std::process::ExitCode;
 

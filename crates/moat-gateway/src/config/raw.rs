@@ -31,6 +31,9 @@ pub struct RawConfig {
     /// `[enforce]`: the response ladder.
     #[serde(default)]
     pub enforce: Option<crate::enforce::config::RawEnforce>,
+    /// `[watermark]`: the text watermark on answers.
+    #[serde(default)]
+    pub watermark: Option<crate::watermark::RawWatermark>,
 }
 
 /// `[server]`
@@ -125,6 +128,25 @@ pub struct RawAudit {
     pub batch: Option<usize>,
     pub flush_interval: Option<S>,
     pub queue: Option<usize>,
+    pub encryption: Option<RawAuditEncryption>,
+}
+
+/// `[audit.encryption]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuditEncryption {
+    pub active: Option<S>,
+    #[serde(default)]
+    pub keys: Vec<RawAuditKey>,
+}
+
+/// `[[audit.encryption.keys]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuditKey {
+    pub id: S,
+    pub key_file: Option<S>,
+    pub key_env: Option<S>,
 }
 
 /// `[log]`

@@ -211,6 +211,93 @@ pub struct AuditConfig {
     pub flush_interval: Duration,
     /// Records that may wait in memory before new ones are dropped (and counted).
     pub queue: usize,
+    /// `[audit.encryption]`: bodies encrypted at rest when set.
+    pub encryption: Option<AuditEncryptionConfig>,
+}
+
+/// `[audit.encryption]`: the audit body keys (see `docs/evidence.md`).
+#[derive(Debug, Clone)]
+pub struct AuditEncryptionConfig {
+    /// Key id that encrypts new records.
+    pub active: String,
+    /// Every key id that may appear on a record, with where its key is read from: a file
+    /// (`key_file`) or an environment variable (`key_env`), 64 hex digits.
+    pub keys: Vec<(String, AuditKeySource)>,
+}
+
+/// Where an audit key is read from.
+#[derive(Debug, Clone)]
+pub enum AuditKeySource {
+    /// A file holding 64 hex digits.
+    File(PathBuf),
+    /// An environment variable holding 64 hex digits.
+    Env(String),
+}
+
+impl AuditEncryptionConfig {
+    /// Read the keys (files / environment) into a keyring with the active key set.
+    pub fn load_keyring(&self) -> Result<moat_store::AuditKeyring, moat_store::StoreError> {
+        let mut ring = moat_store::AuditKeyring::new();
+        for (id, src) in &self.keys {
+            match src {
+                AuditKeySource::File(p) => ring.add_file(id, p)?,
+                AuditKeySource::Env(var) => {
+                    let v = std::env::var(var).map_err(|_| moat_store::StoreError::Invalid {
+                        field: "audit encryption key",
+                        reason: format!("environment variable {var} (key {id:?}) is not set"),
+                    })?;
+                    ring.add(id, &moat_store::AuditKeyring::parse_key(id, &v)?)?;
+                }
+            }
+        }
+        ring.set_active(&self.active)?;
+        Ok(ring)
+    }
+}
+
+impl Validator<'_> {
+    /// `[audit.encryption]`: one source per key, unique ids, an active key among them.
+    fn audit_encryption(
+        &self,
+        raw: super::raw::RawAuditEncryption,
+    ) -> Result<AuditEncryptionConfig, ConfigError> {
+        let mut keys: Vec<(String, AuditKeySource)> = Vec::new();
+        for k in raw.keys {
+            let id = k.id.get_ref().clone();
+            if keys.iter().any(|(x, _)| *x == id) {
+                return Err(self.at(
+                    &k.id,
+                    format!("audit.encryption.keys: id {id:?} given twice"),
+                ));
+            }
+            let src = match (&k.key_file, &k.key_env) {
+                (Some(f), None) => AuditKeySource::File(self.path(f)),
+                (None, Some(e)) => AuditKeySource::Env(e.get_ref().clone()),
+                _ => {
+                    return Err(self.at(
+                        &k.id,
+                        format!(
+                        "audit.encryption.keys: key {id:?} needs exactly one of key_file, key_env"
+                    ),
+                    ))
+                }
+            };
+            keys.push((id, src));
+        }
+        let active = match raw.active {
+            Some(a) if keys.iter().any(|(x, _)| x == a.get_ref()) => a.get_ref().clone(),
+            Some(a) => {
+                return Err(self.at(&a, "audit.encryption.active: no key with this id"));
+            }
+            None => match keys.last() {
+                Some((id, _)) => id.clone(),
+                None => {
+                    return Err(self.error(None, "audit.encryption: at least one key is required"))
+                }
+            },
+        };
+        Ok(AuditEncryptionConfig { active, keys })
+    }
 }
 
 /// Log output format.
@@ -254,6 +341,8 @@ pub struct Config {
     pub detect: moat_detect::DetectConfig,
     /// `[enforce]`: the response ladder (shadow mode by default).
     pub enforce: crate::enforce::EnforceConfig,
+    /// `[watermark]`: the text watermark (on by default).
+    pub watermark: crate::watermark::WatermarkConfig,
 }
 
 /// Source of environment overrides (a trait so tests need not touch the process env).
@@ -597,6 +686,10 @@ impl Validator<'_> {
                 Duration::from_millis(200),
             )?,
             queue: ra.queue.unwrap_or(65_536).max(1),
+            encryption: match ra.encryption {
+                None => None,
+                Some(e) => Some(self.audit_encryption(e)?),
+            },
         };
         let format = match raw.log.format.as_ref() {
             None => LogFormat::Pretty,
@@ -616,6 +709,7 @@ impl Validator<'_> {
             .level
             .map(|s| s.into_inner())
             .unwrap_or_else(|| "info".to_string());
+        let watermark = self.watermark(raw.watermark.unwrap_or_default(), &store.path, env)?;
         Ok(Config {
             source: None,
             server: ServerConfig {
@@ -646,7 +740,18 @@ impl Validator<'_> {
             log: LogConfig { format, level },
             detect: raw.detect.unwrap_or_default(),
             enforce: self.enforce(raw.enforce.unwrap_or_default())?,
+            watermark,
         })
+    }
+
+    fn watermark(
+        &self,
+        raw: crate::watermark::RawWatermark,
+        db: &Path,
+        env: &dyn Env,
+    ) -> Result<crate::watermark::WatermarkConfig, ConfigError> {
+        crate::watermark::WatermarkConfig::validate(raw, db, &|s: &S| self.path(s), env)
+            .map_err(|e| self.error(e.span, e.message))
     }
 
     fn enforce(

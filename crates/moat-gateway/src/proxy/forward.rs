@@ -41,6 +41,8 @@ use crate::metrics;
 use crate::proxy::models::models;
 use crate::proxy::stream::relay;
 use crate::proxy::usage::{read_response, RequestView};
+use crate::watermark_json;
+use moat_mark::Marker;
 
 /// Largest upstream error body kept.
 pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -69,6 +71,7 @@ pub async fn proxy(
             upstream,
             strip_usage,
             strip_reasoning,
+            mark,
         }) => {
             let cap = gw.config.audit.response_prefix_bytes;
             let idle = gw.config.upstream.stream_idle_timeout;
@@ -81,6 +84,7 @@ pub async fn proxy(
                 api,
                 strip_usage,
                 strip_reasoning,
+                mark,
                 cap,
                 idle,
             );
@@ -118,6 +122,8 @@ enum Forward {
         upstream: reqwest::Response,
         strip_usage: bool,
         strip_reasoning: bool,
+        /// The text watermark to apply, if any.
+        mark: Option<Arc<Marker>>,
     },
 }
 
@@ -177,6 +183,7 @@ async fn pipeline(
     inspect(gw, &authed, api, ip, parts, model, &body, ex)?;
     let plan = gw.enforcer.admit(gw, &authed, ex.decision_mut()).await?;
     check_scopes(&authed, &view, model)?;
+    let mark = watermark_plan(gw, &authed, &view, ex);
     let degrade = &gw.enforcer.config().degrade;
     let rewritten = if plan.degrade {
         degrade::rewrite(&body, api, degrade)?
@@ -212,11 +219,34 @@ async fn pipeline(
             upstream: resp,
             strip_usage,
             strip_reasoning: plan.strip_reasoning,
+            mark,
         });
     }
-    answer_whole(gw, resp, deadline, plan.strip_reasoning, ex)
+    answer_whole(gw, resp, deadline, plan.strip_reasoning, mark, ex)
         .await
         .map(Forward::Done)
+}
+
+/// Whether (and with which key) the answer is watermarked; recorded in the audit record's
+/// decision (`decision.watermark`).
+fn watermark_plan(
+    gw: &Gateway,
+    authed: &AuthedKey,
+    view: &RequestView<'_>,
+    ex: &mut Exchange,
+) -> Option<Arc<Marker>> {
+    let plan = gw
+        .watermark
+        .plan(&authed.account, view.wants_logprobs(), view.wants_json());
+    let record = gw.watermark.audit_value(&plan);
+    match ex.decision_mut() {
+        Some(serde_json::Value::Object(d)) => {
+            d.insert("watermark".into(), record);
+        }
+        Some(_) => {}
+        None => ex.set_decision(serde_json::json!({ "watermark": record })),
+    }
+    plan.ok().cloned()
 }
 
 /// Key scopes: allowed models and logprobs.
@@ -346,13 +376,14 @@ fn upstream_request(
     rb
 }
 
-/// A non-streamed answer: read whole, usage recorded, body passed on unchanged (or without
-/// its reasoning when `strip_reasoning`).
+/// A non-streamed answer: read whole, usage recorded, body passed on watermarked when `mark`
+/// (then without its reasoning when `strip_reasoning`), otherwise unchanged.
 async fn answer_whole(
     gw: &Gateway,
     resp: reqwest::Response,
     deadline: tokio::time::Instant,
     strip_reasoning: bool,
+    mark: Option<Arc<Marker>>,
     ex: &mut Exchange,
 ) -> Result<Response, GatewayError> {
     let status = resp.status();
@@ -370,6 +401,11 @@ async fn answer_whole(
         gw.config.audit.response_prefix_bytes,
     );
     ex.completed(status.as_u16()).await;
+    // Same order as the stream relay: mark, then strip (identical text either way).
+    let bytes = match &mark {
+        Some(m) => watermark_json::mark_whole(ex.api(), &bytes, m).unwrap_or(bytes),
+        None => bytes,
+    };
     let bytes = if strip_reasoning {
         reasoning_strip::strip_whole(ex.api(), &bytes).unwrap_or(bytes)
     } else {

@@ -13,6 +13,7 @@ use crate::enforce::reasoning_strip::StreamStripper;
 use crate::error::{Flavor, GatewayError};
 use crate::exchange::Exchange;
 use crate::proxy::usage::{read_stream_event, EventKind, Outcome};
+use crate::watermark_json::StreamMarking;
 
 /// Incremental splitter of an SSE byte stream into complete events.
 #[derive(Debug, Default)]
@@ -149,6 +150,7 @@ struct RelayState {
     splitter: SseSplitter,
     filter: EventFilter,
     reasoning: Option<StreamStripper>,
+    marking: Option<StreamMarking>,
     exchange: Exchange,
     idle: Duration,
     flavor: Flavor,
@@ -161,12 +163,15 @@ const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 /// The client-facing body stream of a streamed exchange. When it is dropped
 /// (end of stream or client disconnect), the exchange's audit record is written.
 /// `strip_reasoning`: events are rewritten without reasoning ([`StreamStripper`]).
+/// `mark`: events are watermarked ([`StreamMarking`]; before reasoning is stripped).
+#[allow(clippy::too_many_arguments)]
 pub fn relay(
     upstream: BoxStream<'static, reqwest::Result<Bytes>>,
     exchange: Exchange,
     api: Api,
     strip_usage: bool,
     strip_reasoning: bool,
+    mark: Option<std::sync::Arc<moat_mark::Marker>>,
     cap: usize,
     idle: Duration,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
@@ -175,6 +180,7 @@ pub fn relay(
         splitter: SseSplitter::default(),
         filter: EventFilter::new(api, strip_usage, cap),
         reasoning: strip_reasoning.then(|| StreamStripper::new(api)),
+        marking: mark.map(|m| StreamMarking::new(api, m)),
         exchange,
         idle,
         flavor: api.flavor(),
@@ -192,10 +198,7 @@ pub fn relay(
                     let mut out = BytesMut::new();
                     while let Some(ev) = st.splitter.next_event() {
                         if st.filter.keep(&ev, st.exchange.outcome_mut()) {
-                            match &mut st.reasoning {
-                                Some(r) => r.event(&ev, &mut out),
-                                None => out.extend_from_slice(&ev),
-                            }
+                            rewrite(&mut st.marking, &mut st.reasoning, &ev, &mut out);
                         }
                     }
                     if st.splitter.pending() > MAX_EVENT_BYTES {
@@ -221,15 +224,21 @@ pub fn relay(
                         let err = GatewayError::UpstreamBadResponse("stream ended early".into());
                         st.exchange.stream_failed(&err).await;
                     }
-                    let rest = match (&mut st.reasoning, keep) {
-                        (Some(r), true) => {
-                            let mut o = BytesMut::new();
-                            r.event(&rest, &mut o);
-                            o.freeze()
+                    let mut out = BytesMut::new();
+                    if keep {
+                        rewrite(&mut st.marking, &mut st.reasoning, &rest, &mut out);
+                    }
+                    if !(st.filter.done || st.filter.error) {
+                        // No terminator: release what the watermark still holds.
+                        if let Some(m) = &mut st.marking {
+                            let reasoning = &mut st.reasoning;
+                            m.finish_all(&mut |e: &[u8]| match reasoning {
+                                Some(r) => r.event(e, &mut out),
+                                None => out.extend_from_slice(e),
+                            });
                         }
-                        _ => rest,
-                    };
-                    return keep.then_some((Ok(rest), st));
+                    }
+                    return (!out.is_empty()).then_some((Ok(out.freeze()), st));
                 }
                 Ok(Some(Err(e))) => {
                     let err = GatewayError::UpstreamUnreachable(format!("stream broken: {e}"));
@@ -246,6 +255,21 @@ pub fn relay(
             }
         }
     })
+}
+
+/// One kept event through the watermark, then the reasoning stripper, into `out`.
+fn rewrite(
+    marking: &mut Option<StreamMarking>,
+    reasoning: &mut Option<StreamStripper>,
+    ev: &[u8],
+    out: &mut BytesMut,
+) {
+    match (marking, reasoning) {
+        (Some(m), Some(r)) => m.event(ev, &mut |e: &[u8]| r.event(e, out)),
+        (Some(m), None) => m.event(ev, &mut |e: &[u8]| out.extend_from_slice(e)),
+        (None, Some(r)) => r.event(ev, out),
+        (None, None) => out.extend_from_slice(ev),
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,17 @@ pub struct RequestView<'a> {
     /// OpenAI `stream_options`.
     #[serde(default)]
     pub stream_options: Option<StreamOptionsView>,
+    /// OpenAI `response_format` (JSON answers are not watermarked).
+    #[serde(default)]
+    pub response_format: Option<ResponseFormatView>,
+}
+
+/// OpenAI `response_format`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ResponseFormatView {
+    /// `text`, `json_object`, `json_schema`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
 }
 
 /// OpenAI `stream_options`.
@@ -105,6 +116,14 @@ impl<'a> RequestView<'a> {
         };
         on(&self.logprobs)
             || matches!(&self.top_logprobs, Some(v) if !v.is_null() && v.as_u64() != Some(0))
+    }
+
+    /// Whether a JSON answer (`response_format` `json_object` / `json_schema`) was asked for.
+    pub fn wants_json(&self) -> bool {
+        self.response_format
+            .as_ref()
+            .and_then(|f| f.kind.as_deref())
+            .is_some_and(|k| k.starts_with("json"))
     }
 
     /// Whether the client asked for the final usage chunk of an OpenAI stream.

@@ -17,7 +17,8 @@
 //!
 //!
 //! The enforcement routes (`/admin/v1/risk`, `/admin/v1/clusters`, account overrides) are
-//! listed in [`super::admin_enforce`].
+//! listed in [`super::admin_enforce`]; `POST /admin/v1/watermark/detect` in
+//! [`super::admin_watermark`].
 //!
 //! Errors: `{"error":{"message","code"}}` with 400/401/404/409/500.
 
@@ -57,6 +58,7 @@ pub fn router(gw: Arc<Gateway>) -> axum::Router {
         .route("/admin/v1/keys/{id}/rotate", post(rotate_key))
         .route("/admin/v1/audit/verify", get(verify_audit))
         .merge(super::admin_enforce::routes())
+        .merge(super::admin_watermark::routes())
         .route_layer(middleware::from_fn_with_state(gw.clone(), require_token))
         .with_state(gw)
 }

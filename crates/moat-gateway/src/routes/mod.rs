@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_enforce;
+pub mod admin_watermark;
 pub mod anthropic;
 pub mod health;
 pub mod openai;

@@ -115,7 +115,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let row = AuditRow::from_sql(r)?;
-                Ok((row.seq, row.to_record()?))
+                Ok((row.chain.seq, row.to_record(self.audit_keys())?))
             })
             .collect()
     }
@@ -175,8 +175,8 @@ impl Store {
             }
             for row in &rows {
                 let row = AuditRow::from_sql(row)?;
-                (cursor_ts, cursor_seq) = (row.ts_us, row.seq);
-                if let Some(line) = to_traffic(row.to_record()?, &mut report) {
+                (cursor_ts, cursor_seq) = (row.chain.ts_us, row.chain.seq);
+                if let Some(line) = to_traffic(row.to_record(self.audit_keys())?, &mut report) {
                     writer.write(&line).map_err(io_err(out))?;
                     report.written += 1;
                 }

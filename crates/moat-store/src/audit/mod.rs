@@ -1,6 +1,9 @@
 //! The audit log: one hash-chained row per exchange, rejected ones included.
 
 pub mod chain;
+pub mod checkpoint;
+pub mod crypto;
+pub mod evidence;
 pub mod export;
 pub mod verify;
 pub mod writer;

@@ -4,7 +4,9 @@ use std::fmt;
 
 use sqlx::Row;
 
-use super::chain::{decode_hash, AuditRow, GENESIS, ROW_COLUMNS};
+use super::chain::{decode_hash, AuditRow, ChainBodies, GENESIS, ROW_COLUMNS};
+use super::checkpoint::Checkpoint;
+use super::crypto::AuditKeyring;
 use crate::error::DbContext;
 use crate::{Store, StoreError};
 
@@ -35,6 +37,11 @@ pub enum BreakReason {
     },
     /// Rows exist but the chain head record is missing.
     HeadMissing,
+    /// A body cannot be decrypted with its configured key, or does not match its digest.
+    Body(String),
+    /// The chain does not reach a signed checkpoint: the record at the checkpoint's seq has
+    /// another hash, or is gone (`seq` of the [`BrokenLink`] is the checkpoint's seq).
+    Checkpoint(String),
 }
 
 impl fmt::Display for BreakReason {
@@ -51,6 +58,8 @@ impl fmt::Display for BreakReason {
                 "chain head does not match the last record (seq {last_seq}): newest records removed or head altered"
             ),
             BreakReason::HeadMissing => write!(f, "chain head record missing"),
+            BreakReason::Body(why) => write!(f, "body: {why}"),
+            BreakReason::Checkpoint(why) => write!(f, "signed checkpoint: {why}"),
         }
     }
 }
@@ -82,6 +91,13 @@ pub struct VerifyReport {
     pub head_hash: Option<String>,
     /// The first broken link; `None` when the whole chain verifies.
     pub broken: Option<BrokenLink>,
+    /// Bodies decrypted (or read in clear) and matched against their digests.
+    pub bodies_checked: u64,
+    /// Encrypted bodies not checked because their key is not configured (the chain itself is
+    /// still verified: it covers the bodies' digests).
+    pub bodies_unchecked: u64,
+    /// Signed checkpoints whose head the chain reaches and whose signature holds.
+    pub checkpoints_verified: u64,
 }
 
 impl VerifyReport {
@@ -104,7 +120,15 @@ impl Store {
             last_seq: None,
             head_hash: None,
             broken: None,
+            bodies_checked: 0,
+            bodies_unchecked: 0,
+            checkpoints_verified: 0,
         };
+        let checkpoints = self.audit_checkpoints().await?;
+        let mut at_seq: std::collections::BTreeMap<i64, Vec<&Checkpoint>> = Default::default();
+        for cp in &checkpoints {
+            at_seq.entry(cp.seq).or_default().push(cp);
+        }
         // One read transaction: a consistent snapshot even while the writer appends.
         let mut tx = self
             .pool()
@@ -132,15 +156,36 @@ impl Store {
                 after = seq;
                 report.records += 1;
                 report.last_seq = Some(seq);
-                if let Some(reason) = check_row(row, seq, expected_seq, &mut prev) {
+                let checked = check_row(row, seq, expected_seq, &mut prev, self.audit_keys())
+                    .and_then(|body| {
+                        match body {
+                            Some(true) => report.bodies_checked += 1,
+                            Some(false) => report.bodies_unchecked += 1,
+                            None => {}
+                        }
+                        check_checkpoints(at_seq.get(&seq), &prev)
+                    });
+                if let Err(reason) = checked {
                     report.broken = Some(BrokenLink { seq, reason });
                     break 'pages;
                 }
+                report.checkpoints_verified += at_seq.get(&seq).map_or(0, |v| v.len() as u64);
                 expected_seq = seq + 1;
             }
         }
         if report.broken.is_none() {
             report.broken = check_head(&mut tx, expected_seq - 1, &prev).await?;
+        }
+        if report.broken.is_none() {
+            if let Some((&seq, _)) = at_seq.range(expected_seq..).next() {
+                report.broken = Some(BrokenLink {
+                    seq,
+                    reason: BreakReason::Checkpoint(format!(
+                        "a checkpoint covers seq {seq} but the log ends at seq {}: records removed",
+                        expected_seq - 1
+                    )),
+                });
+            }
         }
         tx.rollback().await.db("ending audit verification")?;
         if report.records > 0 {
@@ -175,20 +220,36 @@ async fn check_head(
     }))
 }
 
-/// Check one row against the chain so far; on success advance `prev` to its hash.
+/// Signed checkpoints at this row: its hash must be their head, their signatures must hold.
+fn check_checkpoints(cps: Option<&Vec<&Checkpoint>>, hash: &[u8; 32]) -> Result<(), BreakReason> {
+    for cp in cps.into_iter().flatten() {
+        if decode_hash(&cp.head_hash).as_ref() != Some(hash) {
+            return Err(BreakReason::Checkpoint(format!(
+                "checkpoint of {} signed head {} here, the chain now gives {}",
+                cp.ts,
+                cp.head_hash,
+                hex::encode(hash)
+            )));
+        }
+        cp.verify_signature(None).map_err(BreakReason::Checkpoint)?;
+    }
+    Ok(())
+}
+
+/// Check one row against the chain so far; on success advance `prev` to its hash. Returns
+/// whether the body was checked (`Some(true)`), could not be for lack of its key
+/// (`Some(false)`), or has nothing to check (format 1, `None`).
 fn check_row(
     row: &sqlx::sqlite::SqliteRow,
     seq: i64,
     expected_seq: i64,
     prev: &mut [u8; 32],
-) -> Option<BreakReason> {
+    keys: Option<&AuditKeyring>,
+) -> Result<Option<bool>, BreakReason> {
     if seq != expected_seq {
-        return Some(BreakReason::Missing { expected_seq });
+        return Err(BreakReason::Missing { expected_seq });
     }
-    let audit = match AuditRow::from_sql(row) {
-        Ok(r) => r,
-        Err(e) => return Some(BreakReason::Undecodable(e.to_string())),
-    };
+    let audit = AuditRow::from_sql(row).map_err(|e| BreakReason::Undecodable(e.to_string()))?;
     let hashes = row
         .try_get::<String, _>("prev_hash")
         .ok()
@@ -199,16 +260,33 @@ fn check_row(
                 .and_then(|h| decode_hash(&h)),
         );
     let Some((stored_prev, stored_hash)) = hashes else {
-        return Some(BreakReason::Undecodable("bad prev_hash or hash".into()));
+        return Err(BreakReason::Undecodable("bad prev_hash or hash".into()));
     };
     if audit.hash(&stored_prev) != stored_hash {
-        return Some(BreakReason::ContentAltered);
+        return Err(BreakReason::ContentAltered);
     }
     if stored_prev != *prev {
-        return Some(BreakReason::BadPrevHash);
+        return Err(BreakReason::BadPrevHash);
     }
     *prev = stored_hash;
-    None
+    if matches!(audit.chain.bodies, ChainBodies::Plain { .. }) {
+        return Ok(None);
+    }
+    let key_missing = audit
+        .enc_key_id()
+        .is_some_and(|id| !keys.is_some_and(|k| k.has(id)));
+    if key_missing {
+        return Ok(Some(false));
+    }
+    let clear = audit.sealed.is_none();
+    audit.bodies(keys).map(|_| Some(true)).map_err(|e| {
+        if clear {
+            // A body stored in clear that no longer matches its chained digest was edited.
+            BreakReason::ContentAltered
+        } else {
+            BreakReason::Body(e.to_string())
+        }
+    })
 }
 
 #[cfg(test)]
@@ -256,7 +334,16 @@ mod tests {
             .get(0);
         let mut forged = rec(2);
         forged.status = 403;
-        let row = AuditRow::from_record(2, &forged);
+        let mut row = AuditRow::from_record(2, &forged, None);
+        // Keep the stored salt so only the status differs.
+        let stored = sqlx::query(&format!(
+            "SELECT {ROW_COLUMNS} FROM audit_log WHERE seq = 2"
+        ))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let stored = AuditRow::from_sql(&stored).unwrap();
+        row.chain.bodies = stored.chain.bodies;
         let hash = row.hash(&decode_hash(&prev).unwrap());
         sqlx::query("UPDATE audit_log SET status = 403, hash = ? WHERE seq = 2")
             .bind(hex::encode(hash))
@@ -273,9 +360,60 @@ mod tests {
         );
     }
 
+    /// A database written before chain format 2 (rows with `hash_v = 1`, the schema's default
+    /// after migration 0003) keeps verifying, and new format-2 rows chain on after it.
+    #[tokio::test]
+    async fn format1_rows_then_format2_rows_verify() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let mut prev = GENESIS;
+        for seq in 1..=3 {
+            let mut row = AuditRow::from_record(seq, &rec(seq), None).chain;
+            row.bodies = ChainBodies::Plain {
+                request_body: rec(seq).request_body,
+                response_text: None,
+            };
+            let hash = row.hash(&prev);
+            sqlx::query(
+                "INSERT INTO audit_log (seq, ts_us, account_id, key_id, ip, user_agent, api, model, \
+                 stream, request_body, status, finish_reason, input_tokens, output_tokens, \
+                 response_text, latency_ms, error, decision, prev_hash, hash) \
+                 VALUES (?, ?, ?, NULL, ?, ?, ?, NULL, 0, ?, 200, NULL, 1, 2, NULL, 3, NULL, NULL, ?, ?)",
+            )
+            .bind(seq)
+            .bind(row.ts_us)
+            .bind(&row.account)
+            .bind(&row.ip)
+            .bind(&row.user_agent)
+            .bind(&row.api)
+            .bind(rec(seq).request_body)
+            .bind(hex::encode(prev))
+            .bind(hex::encode(hash))
+            .execute(store.pool())
+            .await
+            .unwrap();
+            prev = hash;
+        }
+        sqlx::query("INSERT INTO audit_head (id, seq, hash) VALUES (1, 3, ?)")
+            .bind(hex::encode(prev))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let r = store.verify_audit().await.unwrap();
+        assert!(r.is_ok(), "{r:?}");
+        let keys = AuditKeyring::from_spec(&format!("k={}", "01".repeat(32))).unwrap();
+        let store = store.with_audit_keys(keys);
+        store.append_audit(&[rec(4), rec(5)]).await.unwrap();
+        let r = store.verify_audit().await.unwrap();
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!((r.records, r.bodies_checked), (5, 2));
+        let read = store.read_audit(0, 10).await.unwrap();
+        assert_eq!(read[0].1.request_body, rec(1).request_body);
+        assert_eq!(read[4].1.request_body, rec(5).request_body);
+    }
+
     #[test]
     fn encoding_is_unambiguous_for_optional_fields() {
-        let mut a = AuditRow::from_record(1, &rec(1));
+        let mut a = AuditRow::from_record(1, &rec(1), None).chain;
         let mut b = a.clone();
         a.model = Some(String::new());
         b.model = None;

@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::chain::{decode_hash, AuditRow, GENESIS};
+use super::chain::{decode_hash, AuditRow, ChainBodies, GENESIS};
 use super::AuditRecord;
 use crate::error::DbContext;
 use crate::{Store, StoreError};
@@ -331,39 +331,12 @@ impl Store {
     pub(crate) async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await.db("starting audit batch")?;
         let (mut seq, mut prev) = head(&mut tx).await?;
+        let keys = self.audit_keys();
         for rec in records {
             seq += 1;
-            let row = AuditRow::from_record(seq, rec);
+            let row = AuditRow::from_record(seq, rec, keys);
             let hash = row.hash(&prev);
-            sqlx::query(
-                "INSERT INTO audit_log (seq, ts_us, account_id, key_id, ip, user_agent, api, \
-                 model, stream, request_body, status, finish_reason, input_tokens, \
-                 output_tokens, response_text, latency_ms, error, decision, prev_hash, hash) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(row.seq)
-            .bind(row.ts_us)
-            .bind(&row.account)
-            .bind(&row.key_id)
-            .bind(&row.ip)
-            .bind(&row.user_agent)
-            .bind(&row.api)
-            .bind(&row.model)
-            .bind(row.stream)
-            .bind(&row.request_body)
-            .bind(row.status)
-            .bind(&row.finish_reason)
-            .bind(row.input_tokens)
-            .bind(row.output_tokens)
-            .bind(&row.response_text)
-            .bind(row.latency_ms)
-            .bind(&row.error)
-            .bind(&row.decision)
-            .bind(hex::encode(prev))
-            .bind(hex::encode(hash))
-            .execute(&mut *tx)
-            .await
-            .db("inserting audit record")?;
+            insert_row(&mut tx, &row, &prev, &hash).await?;
             prev = hash;
         }
         sqlx::query(
@@ -381,7 +354,7 @@ impl Store {
 }
 
 /// The chain head: from `audit_head`, else the last row, else genesis (seq 0).
-async fn head(tx: &mut sqlx::SqliteConnection) -> Result<(i64, [u8; 32]), StoreError> {
+pub(crate) async fn head(tx: &mut sqlx::SqliteConnection) -> Result<(i64, [u8; 32]), StoreError> {
     let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_optional(&mut *tx)
         .await
@@ -405,4 +378,60 @@ async fn head(tx: &mut sqlx::SqliteConnection) -> Result<(i64, [u8; 32]), StoreE
             Ok((seq, hash))
         }
     }
+}
+
+/// Insert one chained row (chain format 2).
+async fn insert_row(
+    tx: &mut sqlx::SqliteConnection,
+    row: &AuditRow,
+    prev: &[u8; 32],
+    hash: &[u8; 32],
+) -> Result<(), StoreError> {
+    let c = &row.chain;
+    let (request_digest, response_digest) = match &c.bodies {
+        ChainBodies::Digests {
+            request_digest,
+            response_digest,
+        } => (Some(request_digest), response_digest.as_ref()),
+        ChainBodies::Plain { .. } => (None, None),
+    };
+    let sealed = row.sealed.as_ref();
+    sqlx::query(
+        "INSERT INTO audit_log (seq, ts_us, account_id, key_id, ip, user_agent, api, \
+         model, stream, request_body, status, finish_reason, input_tokens, \
+         output_tokens, response_text, latency_ms, error, decision, prev_hash, hash, \
+         hash_v, body_salt, request_digest, response_digest, enc_key_id, enc_nonce, body_ct) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+         2, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(c.seq)
+    .bind(c.ts_us)
+    .bind(&c.account)
+    .bind(&c.key_id)
+    .bind(&c.ip)
+    .bind(&c.user_agent)
+    .bind(&c.api)
+    .bind(&c.model)
+    .bind(c.stream)
+    .bind(&row.request_body)
+    .bind(c.status)
+    .bind(&c.finish_reason)
+    .bind(c.input_tokens)
+    .bind(c.output_tokens)
+    .bind(&row.response_text)
+    .bind(c.latency_ms)
+    .bind(&c.error)
+    .bind(&c.decision)
+    .bind(hex::encode(prev))
+    .bind(hex::encode(hash))
+    .bind(row.salt.as_ref().map(hex::encode))
+    .bind(request_digest)
+    .bind(response_digest)
+    .bind(sealed.map(|s| &s.key_id))
+    .bind(sealed.map(|s| &s.nonce))
+    .bind(sealed.map(|s| &s.ct))
+    .execute(&mut *tx)
+    .await
+    .db("inserting audit record")?;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 # moat against the gateways users would pick instead, in one run on one machine (issue 7).
 #
 #   bench/compare/run.sh [ROUNDS] [SECONDS_PER_POINT] [RATES] [SYSTEMS]
-#   e.g. bench/compare/run.sh 3 5 "250 500 1000 2000 4000 8000 12000"
+#   e.g. bench/compare/run.sh 3 3 "50 100 250 500 1000 2000 4000 8000"   (the default)
 #        bench/compare/run.sh 1 3 "500 1000" "direct moat_on nginx"      # quick look
 #
 # One instant upstream (`moat demo-upstream`: OpenAI and Anthropic shapes, streamed or not,
@@ -30,7 +30,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 ROUNDS=${1:-3}
 SECS=${2:-5}
-RATES=${3:-"250 500 1000 2000 4000 8000"}
+RATES=${3:-"50 100 250 500 1000 2000 4000 8000"}
 SYSTEMS=${4:-"direct moat_on moat_off nginx litellm unmimic"}
 LITELLM_VERSION=1.77.7   # never 1.107.0 (a compromised release)
 UNMIMIC_VERSION=0.1.0

@@ -59,10 +59,10 @@ wait "${PIDS[-1]}" || true
   grep -E "Success rate|Requests/sec" "$WORK/oha.txt" || true
   echo "## self time"
   perf report -i "$OUT/perf.data" --no-children --sort symbol --stdio 2>/dev/null |
-    grep -E '^ +[0-9.]+%' | head -40
+    grep -E "^ +[0-9.]+%" | sed -E "s/ +- +- *$//; s/ +$//" | head -40
   echo "## inclusive time"
-  perf report -i "$OUT/perf.data" --children --sort symbol --stdio 2>/dev/null |
-    grep -E '^ +[0-9.]+%' | head -60
+  perf report -i "$OUT/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
+    grep -E "^ +[0-9.]+%" | sed -E "s/ +- +- *$//; s/ +$//" | head -60
 } > "$OUT/top.txt"
 rm -f "$OUT/perf.data.old"
 echo "profile in $OUT/top.txt (perf.data beside it)" >&2

@@ -5,11 +5,17 @@ Skipped when models/SmolLM2-135M-Instruct.Q4_1.gguf is absent (scripts/fetch-mod
 moat binary was built without the `embedded` feature.
 """
 
+import json
+import re
+import sqlite3
+import subprocess
+import time
+
 import anthropic
 import openai
 import pytest
 
-from conftest import REPO, Gateway
+from conftest import REPO, Gateway, free_port, moat_bin, stop, wait_http
 
 MODEL = REPO / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 SECRET = "embedded-test-watermark-secret-0123"
@@ -133,3 +139,76 @@ def test_anthropic_stream(egw, ekey):
     assert text and final.content[0].text == text
     assert final.stop_reason == "max_tokens" and final.usage.output_tokens == 12
     assert final.usage.input_tokens > 10
+
+
+def test_quickstart_demo_answers_with_the_real_model(tmp_path):
+    """README's quickstart: `moat demo` picks the embedded model when models/ has it; the
+    printed key works with the official SDK, the answer comes from SmolLM2 (the sampler
+    watermark is off here, so the gateway's text watermark applies), and the exchange is in
+    the demo's audit log."""
+    if not MODEL.exists():
+        pytest.skip(f"{MODEL} is absent (run scripts/fetch-model)")
+    port = free_port()
+    log = tmp_path / "demo.log"
+    db = tmp_path / "demo.db"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [moat_bin(), "demo", "--listen", f"127.0.0.1:{port}", "--demo-db", str(db),
+             "--model", str(MODEL)],
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, log, timeout=60)
+        deadline = time.monotonic() + 30
+        while "API key (shown once)" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        text = log.read_text()
+        if "built without the `embedded` feature" in text or "DEMO UPSTREAM" in text:
+            pytest.skip("moat was built without the `embedded` feature")
+        assert "REAL MODEL" in text
+        key = re.search(r"API key \(shown once\): (\S+)", text).group(1)
+        c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=120)
+        r = c.chat.completions.create(
+            model="smollm2-135m", messages=[{"role": "user", "content": "What is the capital of France?"}],
+            max_tokens=12, temperature=0,
+        )
+        assert "Paris" in r.choices[0].message.content
+        assert r.usage.prompt_tokens > 10 and 0 < r.usage.completion_tokens <= 12
+        rows = sqlite3.connect(db).execute(
+            "SELECT status, output_tokens FROM audit_log WHERE account_id = 'demo'").fetchall()
+        deadline = time.monotonic() + 10
+        while not rows and time.monotonic() < deadline:
+            time.sleep(0.1)
+            rows = sqlite3.connect(db).execute(
+                "SELECT status, output_tokens FROM audit_log WHERE account_id = 'demo'").fetchall()
+        assert rows == [(200, r.usage.completion_tokens)]
+    finally:
+        stop(proc)
+
+
+def test_mark_detect_finds_the_sampler_watermark_by_key_id(egw, ekey, tmp_path):
+    """An answer of the embedded backend carries the sampler watermark (key `test-k1`):
+    `moat mark detect` runs the token-level detector with the model's tokenizer and names
+    that key; the same command on human text is not significant."""
+    r = oai(egw, ekey).chat.completions.create(
+        model="smollm2-135m", max_tokens=160, temperature=0.7, seed=7,
+        messages=[{"role": "user", "content": "Write a story about a lighthouse keeper."}],
+    )
+    text = r.choices[0].message.content
+    assert r.usage.completion_tokens > 100, r.usage
+    marked = tmp_path / "answer.txt"
+    marked.write_text(text)
+    human = tmp_path / "human.txt"
+    human.write_text(
+        "The lighthouse stood at the end of the pier for a hundred years. Every evening the keeper "
+        "climbed its one hundred and twelve steps, trimmed the wick, wound the clockwork and "
+        "watched the ships pass between the rocks. In winter the storms came from the north."
+    )
+    out = json.loads(egw.cli("mark", "detect", str(marked), "--json").stdout)
+    sampler = [x for x in out["texts"][0]["results"] if x.get("scheme") == "sampler"]
+    assert sampler and sampler[0]["key_id"] == "test-k1", out
+    assert sampler[0]["p_value"] < 1e-4, sampler
+    assert out["texts"][0]["verdict"]["key_id"] == "test-k1", out
+    out = json.loads(egw.cli("mark", "detect", str(human), "--json").stdout)
+    sampler = [x for x in out["texts"][0]["results"] if x.get("scheme") == "sampler"]
+    assert sampler[0]["p_value"] > 1e-3, sampler

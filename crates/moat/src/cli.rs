@@ -257,6 +257,24 @@ pub struct DemoArgs {
     /// Demo database (created with a demo account when absent).
     #[arg(long, default_value = "./moat-demo.db")]
     pub demo_db: PathBuf,
+    /// What answers: the real model when available (`auto`), insist on it (`model`), or the
+    /// templated demo upstream (`demo`, not a model).
+    #[arg(long, value_enum, default_value_t = DemoUpstream::Auto)]
+    pub upstream: DemoUpstream,
+    /// The GGUF model for the embedded backend (`scripts/fetch-model` puts SmolLM2 here).
+    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    pub model: PathBuf,
+}
+
+/// `moat demo --upstream`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoUpstream {
+    /// The model if this build has the embedded backend and the model file exists, else demo.
+    Auto,
+    /// The embedded model backend (error if unavailable).
+    Model,
+    /// The templated demo upstream (not a model).
+    Demo,
 }
 
 #[derive(Debug, Args)]

@@ -1,9 +1,6 @@
 //! What each subcommand does: load config, call the library, print the result.
 
-use std::{
-    path::{Path, PathBuf},
-    process::ExitCode,
-};
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, Context};
 use chrono::Utc;
@@ -15,9 +12,7 @@ use moat_gateway::{
 use moat_store::{Account, Store};
 use serde_json::json;
 
-use crate::cli::{
-    AccountsCmd, AuditCmd, Cli, Command, DemoArgs, DemoUpstreamArgs, ExportArgs, KeysCmd,
-};
+use crate::cli::{AccountsCmd, AuditCmd, Cli, Command, ExportArgs, KeysCmd};
 
 const DEFAULT_CONFIG: &str = "moat.toml";
 
@@ -126,8 +121,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             quiet_logs();
             crate::evidence::run(&cli, a).await
         }
-        Command::Demo(a) => demo(a).await,
-        Command::DemoUpstream(a) => demo_upstream(a).await,
+        Command::Demo(a) => crate::demo::demo(a).await,
+        Command::DemoUpstream(a) => crate::demo::demo_upstream(a).await,
         Command::Mark(cmd) => {
             quiet_logs();
             crate::mark::run(&cli, cmd).await
@@ -400,112 +395,5 @@ async fn export(store: &Store, a: &ExportArgs) -> anyhow::Result<ExitCode> {
         let n = store.export_accounts(p).await?;
         eprintln!("exported {n} accounts to {}", p.display());
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-const DEMO_ACCOUNT: &str = "demo";
-
-async fn demo(a: &DemoArgs) -> anyhow::Result<ExitCode> {
-    let db = a.demo_db.to_string_lossy().into_owned();
-    let src = format!(
-        "[server]\nlisten = \"{}\"\n\n[upstream]\nbase_url = \"demo\"\n\n[store]\npath = {:?}\n\n[limits]\nrequests_per_minute = 600\n",
-        a.listen, db
-    );
-    let cfg = Config::parse(
-        &src,
-        "<demo>",
-        Path::new(""),
-        &moat_gateway::config::ProcessEnv,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    moat_gateway::logging::init(&cfg.log);
-
-    let store = Store::open(&db)
-        .await
-        .with_context(|| format!("opening {db}"))?;
-    if store.get_account(DEMO_ACCOUNT).await?.is_none() {
-        ops::create_account(
-            &store,
-            CreateAccount {
-                id: Some(DEMO_ACCOUNT.into()),
-                name: Some("Demo account".into()),
-                tier: Some("free".into()),
-                ..Default::default()
-            },
-        )
-        .await?;
-    }
-    let key = ops::create_key(
-        &store,
-        CreateKey {
-            account: DEMO_ACCOUNT.into(),
-            name: Some("demo".into()),
-            ..Default::default()
-        },
-        Utc::now(),
-    )
-    .await?;
-    store.close().await;
-
-    let running = moat_gateway::start(cfg, ServeOptions::default()).await?;
-    let base = format!("http://{}", running.addr);
-    let k = &key.secret;
-    println!(
-        r#"
-moat demo
-=========
-The gateway is listening on {base} in front of moat's DEMO UPSTREAM.
-The demo upstream is NOT a model: it answers with templated text that echoes your prompt.
-Database: {db} (account "{DEMO_ACCOUNT}"; a new key is created on every run)
-
-API key (shown once): {k}
-
-OpenAI SDK (Python):
-    from openai import OpenAI
-    client = OpenAI(base_url="{base}/v1", api_key="{k}")
-    r = client.chat.completions.create(model="demo-echo", messages=[{{"role": "user", "content": "hello"}}])
-    print(r.choices[0].message.content, r.usage)
-
-Anthropic SDK (Python):
-    from anthropic import Anthropic
-    client = Anthropic(base_url="{base}", api_key="{k}")
-    r = client.messages.create(model="demo-echo", max_tokens=64, messages=[{{"role": "user", "content": "hello"}}])
-    print(r.content[0].text, r.usage)
-
-curl:
-    curl -s {base}/v1/chat/completions -H "Authorization: Bearer {k}" \
-      -H "content-type: application/json" \
-      -d '{{"model":"demo-echo","messages":[{{"role":"user","content":"hello"}}]}}'
-
-Audit log: moat --db {db} audit verify | moat --db {db} audit export --out traffic.jsonl
-Press Ctrl-C to stop.
-"#
-    );
-    running
-        .run_until(moat_gateway::server::shutdown_signal())
-        .await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn demo_upstream(a: &DemoUpstreamArgs) -> anyhow::Result<ExitCode> {
-    moat_gateway::logging::init(&LogConfig {
-        format: LogFormat::Pretty,
-        level: "info".into(),
-    });
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", a.listen))?;
-    eprintln!(
-        "moat demo upstream (templated text, NOT a model) listening on http://{}",
-        listener.local_addr()?
-    );
-    moat_demo_upstream::serve(
-        listener,
-        moat_demo_upstream::DemoOptions {
-            required_key: a.require_key.clone(),
-        },
-        moat_gateway::server::shutdown_signal(),
-    )
-    .await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod commands;
+mod demo;
 mod enforce;
 mod evidence;
 mod mark;

@@ -129,7 +129,6 @@ pub(crate) fn format_results(results: &[KeyResult], v: &Verdict) -> String {
 /// `moat mark …`
 pub async fn run(cli: &Cli, cmd: &MarkCmd) -> anyhow::Result<ExitCode> {
     let MarkCmd::Detect(a) = cmd;
-    let (ring, mcfg) = load_keys(cli, a.key_file.as_deref())?;
     let src = read_input(&a.file)?;
     let texts = if a.jsonl {
         jsonl_texts(&src, "text")?
@@ -143,12 +142,28 @@ pub async fn run(cli: &Cli, cmd: &MarkCmd) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let mut acc = moat_mark::Accumulator::new(ring.clone(), mcfg);
+    #[cfg(not(feature = "embedded"))]
+    let sampler: Option<std::convert::Infallible> = None;
+    // With the embedded backend's sampler watermark on, the gateway never applies the text
+    // mark, so its key file may not exist: the token-level detector alone is then enough.
+    let text_keys = match load_keys(cli, a.key_file.as_deref()) {
+        Ok(k) => Some(k),
+        Err(e) if sampler.is_some() => {
+            eprintln!("moat: text watermark keys unavailable ({e:#}); token-level detector only");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let mut acc = text_keys
+        .as_ref()
+        .map(|(ring, mcfg)| moat_mark::Accumulator::new(ring.clone(), *mcfg));
     let mut each = Vec::new();
     for t in &texts {
-        acc.add(t);
-        #[allow(unused_mut)]
-        let mut results = detect_text(t, &ring, mcfg);
+        let mut results = Vec::new();
+        if let (Some((ring, mcfg)), Some(acc)) = (&text_keys, acc.as_mut()) {
+            acc.add(t);
+            results = detect_text(t, ring, *mcfg);
+        }
         #[cfg(feature = "embedded")]
         if let Some(s) = &sampler {
             results.push(s.detect(t)?);
@@ -156,7 +171,9 @@ pub async fn run(cli: &Cli, cmd: &MarkCmd) -> anyhow::Result<ExitCode> {
         let v = verdict(&results);
         each.push((results, v));
     }
-    let pooled: Vec<KeyResult> = acc.detections().iter().map(KeyResult::text).collect();
+    let pooled: Vec<KeyResult> = acc
+        .map(|acc| acc.detections().iter().map(KeyResult::text).collect())
+        .unwrap_or_default();
     let pooled_v = verdict(&pooled);
     if a.json {
         let texts: Vec<Value> = each

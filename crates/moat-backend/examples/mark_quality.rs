@@ -81,7 +81,10 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut n = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut val = || it.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"));
+        let mut val = || {
+            it.next()
+                .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
+        };
         match flag.as_str() {
             "--prompts" => {
                 a.prompts = std::fs::read_to_string(val()?)?
@@ -133,13 +136,7 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let path =
         std::env::var("MOAT_MODEL").unwrap_or_else(|_| moat_backend::DEFAULT_MODEL_PATH.into());
-    let mark = SamplerMark::with_params(
-        "bench-kgw",
-        [42u8; 32],
-        args.h,
-        args.gamma,
-        args.delta,
-    )?;
+    let mark = SamplerMark::with_params("bench-kgw", [42u8; 32], args.h, args.gamma, args.delta)?;
     let mut model = Model::load(Path::new(&path), 0, Some(mark.clone()))?;
     let mut out = match &args.out {
         Some(p) => Some(std::fs::File::create(p)?),
@@ -217,11 +214,17 @@ fn main() -> anyhow::Result<()> {
     println!("\n== summary ({n} prompts, {:.0?})", t0.elapsed());
     println!("marked answers detected at p<1e-6 within max_tokens: {detected}/{n}");
     match lens[k95 - 1] {
-        usize::MAX => println!("tokens for p<1e-6 on 95% of answers: not reached within {} tokens", args.max_tokens),
+        usize::MAX => println!(
+            "tokens for p<1e-6 on 95% of answers: not reached within {} tokens",
+            args.max_tokens
+        ),
         l => println!("tokens for p<1e-6 on 95% of answers: {l}"),
     }
     let det: Vec<f64> = needed.iter().flatten().map(|&l| l as f64).collect();
-    println!("median tokens to p<1e-6 (detected answers): {:.0}", median(det));
+    println!(
+        "median tokens to p<1e-6 (detected answers): {:.0}",
+        median(det)
+    );
     println!(
         "unmarked answers: min p {:.3}, fraction p<0.01: {:.3}",
         null_p.iter().copied().fold(1.0, f64::min),

@@ -284,7 +284,12 @@ impl Model {
             let lse = log_sum_exp(&logits);
             let (id, lp) = sampler.sample(&mut logits, &history);
             let bias = match &mark {
-                Some(m) if history.len() >= m.h() && m.is_green(&history[history.len() - m.h()..], id) => m.delta(),
+                Some(m)
+                    if history.len() >= m.h()
+                        && m.is_green(&history[history.len() - m.h()..], id) =>
+                {
+                    m.delta()
+                }
                 _ => 0.0,
             };
             model_logprobs.push(logits[id as usize] - bias - lse);

@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, Context};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use moat_gateway::{
     config::{Config, LogConfig, LogFormat},
     ops::{self, CreateAccount, CreateKey, KeyView, NewKey, RotateKey},
@@ -370,18 +370,18 @@ async fn audit(store: &Store, cmd: &AuditCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn export(store: &Store, a: &ExportArgs) -> anyhow::Result<ExitCode> {
+/// `--since` / `--until` (RFC 3339 or a duration back from now, e.g. `7d`) as instants.
+pub(crate) type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Parses a `--since` / `--until` pair against the current time.
+pub(crate) fn time_window(since: Option<&str>, until: Option<&str>) -> anyhow::Result<Window> {
     let now = Utc::now();
-    let since = a
-        .since
-        .as_deref()
-        .map(|s| ops::parse_since(s, now))
-        .transpose()?;
-    let until = a
-        .until
-        .as_deref()
-        .map(|s| ops::parse_since(s, now))
-        .transpose()?;
+    let at = |s: Option<&str>| s.map(|s| ops::parse_since(s, now)).transpose();
+    Ok((at(since)?, at(until)?))
+}
+
+async fn export(store: &Store, a: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let (since, until) = time_window(a.since.as_deref(), a.until.as_deref())?;
     let report = store.export_traffic_report(since, until, &a.out).await?;
     eprintln!(
         "exported {} exchanges to {} (skipped: {} unauthenticated, {} other APIs, {} non-JSON bodies)",

@@ -8,7 +8,6 @@ use anyhow::{bail, Context};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use moat_evidence::{ActionEvent, EvidencePack, PackInput, PriceTable, Selection};
-use moat_gateway::ops;
 
 use crate::cli::Cli;
 use crate::commands::print_json;
@@ -134,16 +133,7 @@ async fn build_with(
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
     let now = Utc::now();
-    let since = a
-        .since
-        .as_deref()
-        .map(|s| ops::parse_since(s, now))
-        .transpose()?;
-    let until = a
-        .until
-        .as_deref()
-        .map(|s| ops::parse_since(s, now))
-        .transpose()?;
+    let (since, until) = crate::commands::time_window(a.since.as_deref(), a.until.as_deref())?;
     let accounts: BTreeSet<String> = match &a.cluster {
         Some(c) => store.audit_cluster_accounts(c).await?.into_iter().collect(),
         None => a.accounts.iter().cloned().collect(),

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::cli::Cli;
 use crate::mark::{jsonl_texts, load_keys};
+use moat_evidence::html::esc;
 
 /// `moat verify`
 #[derive(Debug, Args)]
@@ -286,21 +287,6 @@ fn verdict_line(
         "{head}; {answers} answers, {positions} positions; null check {} (min p under random keys {null_min:.3})",
         if null_ok { "OK" } else { "FAILED" }
     )
-}
-
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 fn result_rows(results: &Value) -> String {

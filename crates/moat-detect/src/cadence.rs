@@ -6,7 +6,7 @@
 //! ≈ 1.0). The signal only speaks once the account has been active for a day and a half.
 
 /// Hour-of-day histogram.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HourHistogram(pub [u32; 24]);
 
 impl HourHistogram {

@@ -1,7 +1,7 @@
 //! Exponentially decayed counters driven by event time.
 
 /// A count that halves every `half_life_ms` of event time.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Decayed {
     value: f32,
     ts_ms: i64,

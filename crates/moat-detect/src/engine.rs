@@ -6,6 +6,7 @@ use crate::cluster::{self, Clusters};
 use crate::config::DetectConfig;
 use crate::event::{AccountMeta, AccountReport, Action, Decision, Event, Outcome};
 use crate::evidence::{Context, Evidence, SettleKind};
+use crate::external::{AccountSummary, ExternalView, LinkKeys};
 use crate::features::RequestFeatures;
 use crate::policy::{self, Assessment};
 use crate::principals::PrincipalTable;
@@ -34,6 +35,12 @@ struct AccountState {
     first_principal: u64,
     principals: Option<Box<PrincipalTable>>,
     last_principal_slot: Option<u8>,
+    /// Shared keys registered with the cross-account index (for [`AccountSummary`]).
+    links: LinkKeys,
+    /// The account was new at its first request (it takes part in creation-burst links).
+    new_at_first_request: bool,
+    /// What another engine concluded about the account (see [`crate::external`]).
+    external: Option<Box<ExternalView>>,
 }
 
 /// A request read against its account's history.
@@ -120,32 +127,95 @@ impl Engine {
         }
 
         let principal = self.accounts[i as usize].last_principal_slot;
-        let a = self.evaluate(i, ts_ms, sub, principal, false);
+        let own = self.evaluate(i, ts_ms, sub, principal, false);
         let st = &mut self.accounts[i as usize];
-        if a.z as f32 > st.peak_z {
-            st.peak_z = a.z as f32;
+        // the higher of this engine's assessment and an external one (a detector worker's)
+        let external = st
+            .external
+            .as_deref()
+            .filter(|e| e.z_for(sub) > own.z)
+            .cloned();
+        let z = external.as_ref().map_or(own.z, |e| e.z_for(sub));
+        if z as f32 > st.peak_z {
+            st.peak_z = z as f32;
         }
+        let local = self.clusters.label_of(i);
+        let cluster = match &external {
+            Some(e) => e.cluster.clone().or(local),
+            None => local.or_else(|| st.external.as_ref().and_then(|e| e.cluster.clone())),
+        };
         if st.allowlisted {
             return Decision {
                 action: Action::Allow,
                 risk: 0.0,
                 reasons: vec!["account is allowlisted".to_string()],
-                cluster: self.clusters.label_of(i),
+                cluster,
             };
         }
-        let risk = policy::sigmoid(a.z + policy::request_adjustment(f));
+        let risk = policy::sigmoid(z + policy::request_adjustment(f));
         let action = policy::action_for(risk, f, &self.cfg);
-        let reasons = if action == Action::Allow {
-            Vec::new()
-        } else {
-            self.evaluate(i, ts_ms, sub, principal, true).reasons(3)
+        let reasons = match (action, external) {
+            (Action::Allow, _) => Vec::new(),
+            (_, Some(e)) => e.reasons.into_iter().take(3).collect(),
+            (_, None) => self.evaluate(i, ts_ms, sub, principal, true).reasons(3),
         };
         Decision {
             action,
             risk: round3(risk),
             reasons,
-            cluster: self.clusters.label_of(i),
+            cluster,
         }
+    }
+
+    /// Installs (or, with `None`, removes) what another engine concluded about `account`;
+    /// from now on each of its requests is decided on the higher of this engine's own
+    /// assessment and that one (see [`crate::external`]).
+    pub fn set_external(&mut self, account: &str, view: Option<ExternalView>) {
+        let i = self.account_index(account) as usize;
+        self.accounts[i].external = view.map(Box::new);
+    }
+
+    /// This engine's account-level assessment of `account` at its latest request, for other
+    /// engines (`None` for an account it has not seen): the higher of its own and any
+    /// installed external view, for requests outside and inside the extraction sub-stream.
+    pub fn external_view(&self, account: &str) -> Option<ExternalView> {
+        let &i = self.index.get(account)?;
+        let st = &self.accounts[i as usize];
+        let now = st.evidence.last_ts;
+        let rest = self.evaluate(i, now, false, None, true);
+        let sub = self.evaluate(i, now, true, None, true);
+        let mut view = ExternalView {
+            z: rest.z,
+            sub_z: sub.z.max(rest.z),
+            reasons: if sub.z > rest.z { &sub } else { &rest }.reasons(3),
+            cluster: self.clusters.label_of(i),
+            as_of_ms: now,
+        };
+        if let Some(e) = st.external.as_deref() {
+            if e.z_for(true) > view.sub_z {
+                view.reasons = e.reasons.clone();
+                view.cluster = e.cluster.clone().or(view.cluster);
+            }
+            view.z = view.z.max(e.z);
+            view.sub_z = view.sub_z.max(e.z_for(true));
+            view.cluster = view.cluster.or_else(|| e.cluster.clone());
+            view.as_of_ms = view.as_of_ms.max(e.as_of_ms);
+        }
+        Some(view)
+    }
+
+    /// The compact summary of `account` that the cross-account linker needs
+    /// ([`crate::linker`]); `None` for an account this engine has not seen.
+    pub fn account_summary(&self, account: &str) -> Option<AccountSummary> {
+        let &i = self.index.get(account)?;
+        let st = &self.accounts[i as usize];
+        Some(AccountSummary {
+            account: account.to_string(),
+            created_ms: st.created_ms,
+            new_at_first_request: st.new_at_first_request,
+            keys: st.links.as_slice().to_vec(),
+            evidence: st.evidence.clone(),
+        })
     }
 
     /// What this request means given the account's own history (templates, addresses,
@@ -225,32 +295,42 @@ impl Engine {
         let own = |j: u32| accounts[j as usize].evidence.clone();
         let cl = &mut self.clusters;
         let st = &accounts[i as usize];
-        if first_request && h.cx.young {
+        let new_at_first_request = first_request && h.cx.young && st.created_ms.is_some();
+        if new_at_first_request {
             if let Some(c) = st.created_ms {
                 cl.touch_created(i, c, &own);
             }
         }
+        let mut keys: [(u8, u64); 6] = [(0, 0); 6];
         // an address must recur (be in the recent ring) before its subnet counts as the
         // account's infrastructure: rotating proxies would otherwise collide with everyone
         if !h.cx.new_ip {
-            cl.touch(i, cluster::INFRA, f.subnet_key, &own);
+            keys[0] = (cluster::INFRA, f.subnet_key);
         }
-        cl.touch(i, cluster::FAMILY, f.system_key, &own);
+        keys[1] = (cluster::FAMILY, f.system_key);
         // tool sets and repeated skeletons are weaker families (generic agent tools,
         // public benchmark texts): they only link together with shared infrastructure
-        cl.touch(i, cluster::TEMPLATE, f.tools_key, &own);
+        keys[2] = (cluster::TEMPLATE, f.tools_key);
         // only skeletons the account repeats are families (unique prompts are not)
         if h.seen_prefix >= 2 {
-            cl.touch(i, cluster::TEMPLATE, f.prefix_key ^ 0x11, &own);
+            keys[3] = (cluster::TEMPLATE, f.prefix_key ^ 0x11);
         }
         if h.seen_suffix >= 2 && f.suffix_key != f.prefix_key {
-            cl.touch(i, cluster::TEMPLATE, f.suffix_key ^ 0x11, &own);
+            keys[4] = (cluster::TEMPLATE, f.suffix_key ^ 0x11);
         }
         // extraction-style use of a system prompt, by an account whose traffic is mostly
         // like that, links accounts without shared infrastructure
         if f.strongly_extraction_like() && st.evidence.n >= 5 && st.substream.n * 2 >= st.evidence.n
         {
-            cl.touch(i, cluster::FAMILY | cluster::SUSPECT, f.system_key, &own);
+            keys[5] = (cluster::FAMILY | cluster::SUSPECT, f.system_key);
+        }
+        for &(kind, key) in keys.iter().filter(|(_, key)| *key != 0) {
+            cl.touch(i, kind, key, &own);
+        }
+        let st = &mut self.accounts[i as usize];
+        st.new_at_first_request |= new_at_first_request;
+        for &(kind, key) in &keys {
+            st.links.add(kind, key);
         }
     }
 
@@ -280,22 +360,15 @@ impl Engine {
         let size = self.clusters.size_of(i);
         if size >= cfg.min_cluster_size {
             if let Some(ce) = self.clusters.evidence_of(i) {
-                let mut ca = policy::assess_with(ce, now_ms, cfg, collect);
-                let kinds = self.clusters.kinds_of(i);
-                let bonus = if ca.z > -1.5 && kinds & (cluster::INFRA | cluster::CREATED) != 0 {
-                    (0.5 * f64::from(size).ln()).min(2.0)
-                } else {
-                    0.0
-                };
-                let (label, links) = if collect {
-                    (
-                        self.clusters.label_of(i).unwrap_or_default(),
-                        Clusters::describe_kinds(kinds),
-                    )
-                } else {
-                    (String::new(), String::new())
-                };
-                ca.add_cluster(bonus, label, size, links);
+                let ca = policy::assess_cluster(
+                    ce,
+                    size,
+                    self.clusters.kinds_of(i),
+                    || self.clusters.label_of(i).unwrap_or_default(),
+                    now_ms,
+                    cfg,
+                    collect,
+                );
                 if ca.z > best.z {
                     best = ca;
                 }
@@ -349,7 +422,8 @@ impl Engine {
                     .chain(std::iter::once(self.evaluate(i, now, true, None, true)))
                     .max_by(|x, y| x.z.total_cmp(&y.z))
                     .unwrap_or_default();
-                let z = f64::from(st.peak_z).max(a.z);
+                let ext = st.external.as_deref().map_or(f64::MIN, |e| e.z_for(true));
+                let z = f64::from(st.peak_z).max(a.z).max(ext);
                 let risk = policy::sigmoid(z);
                 let verdict = if st.allowlisted {
                     "allowlisted"
@@ -402,7 +476,8 @@ impl Engine {
             .filter(|a| a.principals.is_some())
             .count()
             * std::mem::size_of::<PrincipalTable>();
-        (fixed + names + index + principals + self.clusters.heap_bytes()) as f64 / n as f64
+        let links: usize = self.accounts.iter().map(|a| a.links.heap_bytes()).sum();
+        (fixed + names + index + principals + links + self.clusters.heap_bytes()) as f64 / n as f64
     }
 }
 

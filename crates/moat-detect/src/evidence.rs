@@ -35,8 +35,8 @@ pub struct SettleKind {
     pub templated_reasoning: bool,
 }
 
-/// Evidence counters.
-#[derive(Debug, Clone, Default)]
+/// Evidence counters (serialisable: detector workers ship them in account summaries).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evidence {
     /// Requests seen.
     pub n: u32,

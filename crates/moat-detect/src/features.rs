@@ -7,7 +7,7 @@ use crate::signals::{lexicon, reasoning, shape, skeleton};
 use crate::text::{extract_text, hash_str, ip_key, subnet_key};
 
 /// Features of one request. Build with [`RequestFeatures::extract`].
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RequestFeatures {
     /// Reasoning-elicitation phrase weight (0, weak, medium or strong; see `signals::reasoning`).
     pub reasoning: f32,

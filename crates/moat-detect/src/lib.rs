@@ -27,7 +27,8 @@
 //! per-request detectors (reasoning elicitation, harvest shapes, grader prompts, prompt
 //! skeletons, topics); [`evidence`] the bounded per-account counters; [`cadence`] the
 //! arrival-rhythm statistics; [`principals`] the per-key/end-user split inside an account;
-//! [`cluster`] the cross-account linking; [`policy`] the scoring and the action ladder. See
+//! [`cluster`] the cross-account linking; [`policy`] the scoring and the action ladder;
+//! [`external`] and [`linker`] what engines split over several processes tell each other. See
 //! `docs/detection.md` for how each signal works and how it might be evaded.
 
 #![warn(missing_docs)]
@@ -39,7 +40,9 @@ pub mod decay;
 mod engine;
 pub mod event;
 pub mod evidence;
+pub mod external;
 pub mod features;
+pub mod linker;
 pub mod policy;
 pub mod principals;
 pub mod request_view;
@@ -49,5 +52,7 @@ pub mod text;
 pub use config::DetectConfig;
 pub use engine::Engine;
 pub use event::{AccountMeta, AccountReport, Action, Api, Decision, Event, Outcome};
+pub use external::{AccountSummary, ExternalView};
 pub use features::RequestFeatures;
+pub use linker::Linker;
 pub use request_view::RequestView;

@@ -224,6 +224,36 @@ impl Assessment {
     }
 }
 
+/// Assesses a cross-account cluster at event time `now_ms`: its members' pooled evidence,
+/// plus a size term when the pooled evidence is already suspicious and the cluster shares
+/// infrastructure or a creation burst (a cluster linked by prompt family alone is scored on
+/// its pooled evidence only). `kinds` are the link kinds that built it (see
+/// [`crate::cluster`]); `label` is only called when reasons are collected.
+pub fn assess_cluster(
+    pooled: &Evidence,
+    size: u32,
+    kinds: u8,
+    label: impl FnOnce() -> String,
+    now_ms: i64,
+    cfg: &DetectConfig,
+    collect: bool,
+) -> Assessment {
+    use crate::cluster::{Clusters, CREATED, INFRA};
+    let mut ca = assess_with(pooled, now_ms, cfg, collect);
+    let bonus = if ca.z > -1.5 && kinds & (INFRA | CREATED) != 0 {
+        (0.5 * f64::from(size).ln()).min(2.0)
+    } else {
+        0.0
+    };
+    let (label, links) = if collect {
+        (label(), Clusters::describe_kinds(kinds))
+    } else {
+        (String::new(), String::new())
+    };
+    ca.add_cluster(bonus, label, size, links);
+    ca
+}
+
 /// Assesses evidence at event time `now_ms`, with reasons.
 pub fn assess(e: &Evidence, now_ms: i64, cfg: &DetectConfig) -> Assessment {
     assess_with(e, now_ms, cfg, true)
@@ -403,10 +433,9 @@ pub fn request_adjustment(f: &RequestFeatures) -> f64 {
     z
 }
 
-/// Maps a risk to an action. Requests that neither look extraction-like nor are
-/// single-turn prompts (follow-ups in a real conversation) are at most throttled.
-pub fn action_for(risk: f64, f: &RequestFeatures, cfg: &DetectConfig) -> Action {
-    let a = if risk >= cfg.block_at {
+/// The rung of the ladder a risk reaches (before the per-request rule of [`action_for`]).
+pub fn ladder_action(risk: f64, cfg: &DetectConfig) -> Action {
+    if risk >= cfg.block_at {
         Action::Block
     } else if risk >= cfg.challenge_at {
         Action::Challenge
@@ -416,7 +445,13 @@ pub fn action_for(risk: f64, f: &RequestFeatures, cfg: &DetectConfig) -> Action 
         Action::Throttle
     } else {
         Action::Allow
-    };
+    }
+}
+
+/// Maps a risk to an action. Requests that neither look extraction-like nor are
+/// single-turn prompts (follow-ups in a real conversation) are at most throttled.
+pub fn action_for(risk: f64, f: &RequestFeatures, cfg: &DetectConfig) -> Action {
+    let a = ladder_action(risk, cfg);
     if a.is_restrictive() && !f.extraction_like() && !f.single_turn() {
         Action::Throttle
     } else {

@@ -91,7 +91,12 @@ impl RequestInspector for DetectionInspector {
         Inspection {
             block: None,
             decision: serde_json::to_value(&decision).ok(),
+            features: Some(Box::new(features)),
         }
+    }
+
+    fn set_external(&self, account: &str, view: Option<moat_detect::ExternalView>) {
+        self.state.lock().engine.set_external(account, view);
     }
 
     fn observe(&self, o: &InspectOutcome<'_>) {

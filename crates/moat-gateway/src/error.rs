@@ -126,6 +126,12 @@ pub enum GatewayError {
     /// Key store or another dependency failed.
     #[error("service temporarily unavailable")]
     Unavailable(String),
+    /// The shared rate limiter (Redis) cannot be reached and `[limits] on_error = "closed"`.
+    #[error("rate limiter temporarily unavailable; retry in {retry_after_secs} s")]
+    LimiterUnavailable {
+        /// Seconds for the `Retry-After` header.
+        retry_after_secs: u64,
+    },
     /// A bug or unexpected state.
     #[error("internal error")]
     Internal(String),
@@ -151,7 +157,7 @@ impl GatewayError {
             Upstream { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
-            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | LimiterUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -185,6 +191,7 @@ impl GatewayError {
             UpstreamBadResponse(_) => "upstream_bad_response",
             Upstream { .. } => "upstream_error",
             Unavailable(_) => "service_unavailable",
+            LimiterUnavailable { .. } => "limiter_unavailable",
             Internal(_) => "internal_error",
         }
     }
@@ -215,6 +222,7 @@ impl GatewayError {
             | UpstreamTimeout(_)
             | UpstreamBadResponse(_)
             | Unavailable(_)
+            | LimiterUnavailable { .. }
             | Internal(_) => "api_error",
         }
     }
@@ -235,7 +243,7 @@ impl GatewayError {
             NotFound(_) => "not_found_error",
             RateLimited { .. } => "rate_limit_error",
             Upstream { .. } => "upstream_error",
-            Unavailable(_) => "overloaded_error",
+            Unavailable(_) | LimiterUnavailable { .. } => "overloaded_error",
             UpstreamUnreachable(_) | UpstreamTimeout(_) | UpstreamBadResponse(_) | Internal(_) => {
                 "api_error"
             }
@@ -302,7 +310,8 @@ impl GatewayError {
         match self {
             GatewayError::RateLimited {
                 retry_after_secs, ..
-            } => {
+            }
+            | GatewayError::LimiterUnavailable { retry_after_secs } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             GatewayError::MissingKey
@@ -349,7 +358,9 @@ impl From<moat_limits::Denied> for GatewayError {
     fn from(d: moat_limits::Denied) -> Self {
         if d.is_unavailable() {
             // A fail-closed limiter backend that cannot be reached: our fault, not the caller's.
-            GatewayError::Unavailable("rate limiter unavailable".into())
+            GatewayError::LimiterUnavailable {
+                retry_after_secs: d.retry_after_secs().max(1),
+            }
         } else if d.exceeds_limit {
             GatewayError::ExceedsLimit {
                 limit: d.limit.as_str(),

@@ -48,6 +48,9 @@ pub struct Exchange {
     status: u16,
     error: Option<&'static str>,
     decision: Option<serde_json::Value>,
+    /// Detection features and account metadata, for the exchange event (`[bus]`).
+    features: Option<Box<moat_detect::RequestFeatures>>,
+    meta: moat_bus::EventMeta,
     outcome: Outcome,
     reservation: Option<Reservation>,
     phase: Phase,
@@ -79,6 +82,8 @@ impl Exchange {
             status: 0,
             error: None,
             decision: None,
+            features: None,
+            meta: moat_bus::EventMeta::default(),
             outcome: Outcome::default(),
             reservation: None,
             phase: Phase::Pending,
@@ -104,6 +109,15 @@ impl Exchange {
     pub fn set_key(&mut self, authed: &AuthedKey) {
         self.account = Some(authed.account.id.clone());
         self.key_id = Some(authed.key.id.clone());
+        self.meta = moat_bus::EventMeta {
+            created_ms: Some(authed.account.created_at.timestamp_millis()),
+            verified: Some(authed.account.verified),
+        };
+    }
+
+    /// Keeps the request's detection features for the exchange event.
+    pub fn set_features(&mut self, f: Box<moat_detect::RequestFeatures>) {
+        self.features = Some(f);
     }
 
     /// Records the request body (kept by reference count, no copy).
@@ -198,15 +212,27 @@ impl Exchange {
             || self.outcome.input_tokens.is_some()
     }
 
-    /// Settles (or releases, when nothing was generated) the reservation now.
+    /// Settles (or releases, when nothing was generated) the reservation now. A remote
+    /// limiter (Redis) settles in the background, so the only limiter round trip on the
+    /// request path is the reservation.
     pub async fn settle(&mut self) {
         if let Some(r) = self.reservation.take() {
             let now = Utc::now().timestamp_millis();
-            if self.generated_anything() {
+            let used = self.generated_anything().then(|| {
                 let (i, o) = self.tokens_used();
-                self.gw.limiter.settle(r, i + o, now).await;
+                i + o
+            });
+            let limiter = self.gw.limiter.clone();
+            let finish = async move {
+                match used {
+                    Some(n) => limiter.settle(r, n, now).await,
+                    None => limiter.release(r, now).await,
+                }
+            };
+            if self.gw.redis_limiter.is_some() {
+                tokio::spawn(finish);
             } else {
-                self.gw.limiter.release(r, now).await;
+                finish.await;
             }
         }
     }
@@ -263,6 +289,7 @@ impl Exchange {
             latency_ms = latency.as_millis() as u64,
             "exchange"
         );
+        self.publish_event(input, output);
         let cfg = &self.gw.config.audit;
         let body = if self.body.len() > cfg.request_body_max_bytes {
             let mut end = cfg.request_body_max_bytes;
@@ -294,6 +321,31 @@ impl Exchange {
             decision: self.decision.take(),
         };
         self.gw.audit.record(rec);
+    }
+}
+
+impl Exchange {
+    /// Publishes the exchange for the detector workers (`[bus]`), when the engine scored it.
+    fn publish_event(&mut self, input_tokens: u64, output_tokens: u64) {
+        let (Some(so), Some(features), Some(account)) =
+            (&self.gw.scale_out, self.features.take(), &self.account)
+        else {
+            return;
+        };
+        so.publish(moat_bus::ExchangeEvent {
+            replica: so.replica().to_string(),
+            seq: so.next_seq(),
+            ts_us: self.ts.timestamp_micros(),
+            account: account.clone(),
+            meta: std::mem::take(&mut self.meta),
+            features: *features,
+            outcome: moat_bus::EventOutcome {
+                status: self.status,
+                finish_reason: self.outcome.finish_reason.clone(),
+                input_tokens,
+                output_tokens,
+            },
+        });
     }
 }
 

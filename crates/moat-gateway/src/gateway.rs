@@ -115,6 +115,10 @@ pub struct Gateway {
     pub enforcer: crate::enforce::Enforcer,
     /// The text watermark policy (`[watermark]`).
     pub watermark: crate::watermark::Watermarker,
+    /// Links to the other replicas and the detector workers (`[bus]`), if any.
+    pub scale_out: Option<crate::scale_out::ScaleOut>,
+    /// The Redis limiter, when it is the limiter (for health reports).
+    pub redis_limiter: Option<Arc<moat_limits::RedisLimiter>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -126,6 +130,13 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
+    /// Tells the other replicas (if any) about a change made here that they cache.
+    pub fn announce(&self, msg: moat_bus::ControlMessage) {
+        if let Some(so) = &self.scale_out {
+            so.announce(msg);
+        }
+    }
+
     /// The limits that apply to `account`: its own, falling back to the configured defaults.
     pub fn limits_for(&self, account: &Account) -> Limits {
         let d = &self.config.limits;

@@ -37,6 +37,9 @@ pub struct Inspection {
     pub block: Option<String>,
     /// Decision to store in the audit record (e.g. `{"action":"allow","risk":0.02}`).
     pub decision: Option<serde_json::Value>,
+    /// The request's detection features, published to the detector workers with the
+    /// exchange when several replicas run (`[bus]`).
+    pub features: Option<Box<moat_detect::RequestFeatures>>,
 }
 
 /// What an inspector learns when an exchange ends.
@@ -67,4 +70,7 @@ pub trait RequestInspector: Send + Sync + 'static {
     fn account_reports(&self) -> Vec<moat_detect::AccountReport> {
         Vec::new()
     }
+    /// Installs (or removes) what the detector workers concluded about `account` over its
+    /// traffic on every replica; later requests are decided on the higher of the two.
+    fn set_external(&self, _account: &str, _view: Option<moat_detect::ExternalView>) {}
 }

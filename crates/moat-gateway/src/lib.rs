@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod ops;
 pub mod proxy;
 pub mod routes;
+pub mod scale_out;
 pub mod server;
 pub mod tls;
 pub mod watermark;

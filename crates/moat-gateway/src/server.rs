@@ -6,11 +6,11 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum_server::{accept::NoDelayAcceptor, tls_rustls::RustlsAcceptor, Handle};
-use moat_limits::{InMemoryLimiter, Limiter};
+use moat_limits::{InMemoryLimiter, Limiter, RedisLimiter, RedisLimiterConfig};
 use moat_store::{AuditWriter, AuditWriterConfig, AuditWriterTask, KeyAuthenticator, Store};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, UpstreamTarget};
+use crate::config::{Config, LimiterBackend, UpstreamTarget};
 use crate::detection::DetectionInspector;
 use crate::gateway::{Gateway, Upstream};
 use crate::inspect::RequestInspector;
@@ -56,17 +56,23 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
     crate::tls::ensure_crypto_provider();
     crate::metrics::install();
     let config = Arc::new(config);
-    let store_path = config.store.path.to_string_lossy().into_owned();
-    let mut store = Store::open(&store_path)
+    let store_path = config.store.display();
+    let mut store = Store::open(&config.store.location())
         .await
         .with_context(|| format!("opening store {store_path}"))?;
     if let Some(enc) = &config.audit.encryption {
         store = store.with_audit_keys(enc.load_keyring().context("[audit.encryption]")?);
     }
     let auth = KeyAuthenticator::new(store.clone(), config.auth.cache_ttl);
-    let limiter: Arc<dyn Limiter> = opts
-        .limiter
-        .unwrap_or_else(|| Arc::new(InMemoryLimiter::default()) as Arc<dyn Limiter>);
+    let (limiter, redis_limiter) = limiter(&config, opts.limiter)?;
+    let scale_out = match &config.bus {
+        Some(b) => Some(
+            crate::scale_out::ScaleOut::connect(b)
+                .await
+                .context("[bus]")?,
+        ),
+        None => None,
+    };
     let base = match &config.upstream.target {
         UpstreamTarget::Url(u) => u.clone(),
         UpstreamTarget::Demo => {
@@ -123,7 +129,10 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
         }),
         enforcer: crate::enforce::Enforcer::new(config.enforce.clone(), config.auth.cache_ttl),
         watermark,
+        scale_out,
+        redis_limiter,
     });
+    crate::scale_out::ScaleOut::spawn_watchers(&gateway);
 
     let addr = main_listener.local_addr()?;
     let admin_addr = admin_listener
@@ -199,6 +208,11 @@ impl Running {
                 Ok(Ok(())) => {}
             }
         }
+        if let Some(so) = &self.gateway.scale_out {
+            if !so.flush(self.grace).await {
+                tracing::warn!("exchange events still queued at shutdown were dropped");
+            }
+        }
         drop(self.gateway);
         let stats = self.audit_task.shutdown().await;
         tracing::info!(?stats, "audit log flushed");
@@ -232,6 +246,37 @@ impl Running {
                 let _ = self.shutdown().await;
                 Err(err)
             }
+        }
+    }
+}
+
+/// The limiter: the caller's, or the one `[limits] backend` names. Also returns the Redis
+/// limiter itself, for health reports.
+fn limiter(
+    config: &Config,
+    given: Option<Arc<dyn Limiter>>,
+) -> anyhow::Result<(Arc<dyn Limiter>, Option<Arc<RedisLimiter>>)> {
+    if let Some(l) = given {
+        return Ok((l, None));
+    }
+    match &config.limits.backend {
+        LimiterBackend::Memory => Ok((Arc::new(InMemoryLimiter::default()), None)),
+        LimiterBackend::Redis {
+            url,
+            fail_mode,
+            timeout,
+        } => {
+            // lazy connection: the gateway starts (and fails open/closed) while Redis is down
+            let r = Arc::new(
+                RedisLimiter::new(RedisLimiterConfig {
+                    url: url.clone(),
+                    fail_mode: *fail_mode,
+                    timeout: *timeout,
+                    ..RedisLimiterConfig::default()
+                })
+                .context("[limits] redis_url")?,
+            );
+            Ok((r.clone() as Arc<dyn Limiter>, Some(r)))
         }
     }
 }

@@ -163,6 +163,8 @@ pub struct RedisLimiter {
     gen_seed: u64,
     gen_counter: AtomicU64,
     errors: AtomicU64,
+    /// Whether the last call got its answer in time.
+    last_ok: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RedisLimiter {
@@ -236,6 +238,7 @@ impl RedisLimiter {
             gen_seed: seed,
             gen_counter: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            last_ok: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -290,7 +293,13 @@ impl RedisLimiter {
         (mix(z) >> 12) | 1
     }
 
+    /// Whether the last call got an answer from Redis in time (for health reports).
+    pub fn is_healthy(&self) -> bool {
+        self.last_ok.load(Ordering::Relaxed)
+    }
+
     fn record_fault(&self, op: &'static str, fault: &Fault) {
+        self.last_ok.store(false, Ordering::Relaxed);
         self.errors.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(ERRORS_METRIC, "op" => op, "cause" => fault.cause()).increment(1);
     }
@@ -329,7 +338,10 @@ impl RedisLimiter {
             }
         };
         match answer {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                self.last_ok.store(true, Ordering::Relaxed);
+                Ok(v)
+            }
             // a Redis error, or the task died (runtime shutting down)
             Ok(Err(_)) | Err(_) => Err(Fault::Redis),
         }

@@ -39,6 +39,8 @@ pub enum Command {
     Audit(AuditCmd),
     /// Run the detection engine offline over a traffic log.
     Replay(ReplayArgs),
+    /// Run a detector worker over the replicas' exchange events (`[bus]`).
+    Detect(DetectArgs),
     /// Build an evidence pack from the audit log, or verify one (`evidence verify DIR`).
     Evidence(crate::evidence::EvidenceArgs),
     /// Quickstart: a gateway in front of the built-in DEMO upstream (not a model).
@@ -285,4 +287,21 @@ pub struct DemoUpstreamArgs {
     /// Require this upstream API key (Bearer or x-api-key).
     #[arg(long, env = "MOAT_DEMO_REQUIRE_KEY")]
     pub require_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// This worker's number, 0-based.
+    #[arg(long, default_value_t = 0)]
+    pub index: u32,
+    /// How many workers share the account partitions.
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
+    /// How far out of arrival order exchanges may complete and still be decided in arrival
+    /// order (e.g. 500ms, 2s).
+    #[arg(long, default_value = "500ms")]
+    pub hold: String,
+    /// Write every decision as a JSON line to this file.
+    #[arg(long)]
+    pub decisions_out: Option<PathBuf>,
 }

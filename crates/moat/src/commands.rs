@@ -4,6 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
+use moat_bus::ControlMessage;
 use moat_gateway::{
     config::{Config, LogConfig, LogFormat},
     ops::{self, CreateAccount, CreateKey, KeyView, NewKey, RotateKey},
@@ -31,16 +32,50 @@ pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-/// The database for the admin commands: `--db`, else the config's `[store] path`.
+/// The database for the admin commands: `--db` (a SQLite file or a `postgres://` URL), else
+/// the config's `[store]`.
 pub(crate) async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
-    let path = match &cli.db {
-        Some(db) => db.clone(),
-        None => load_config(cli)?.store.path,
+    let (location, shown) = match &cli.db {
+        Some(db) => {
+            let s = db.to_string_lossy().into_owned();
+            let shown = moat_gateway::config::redact_url(&s);
+            (s, shown)
+        }
+        None => {
+            let c = load_config(cli)?;
+            (c.store.location(), c.store.display())
+        }
     };
-    let s = path.to_string_lossy();
-    Store::open(&s)
+    Store::open(&location)
         .await
-        .with_context(|| format!("opening database {s}"))
+        .with_context(|| format!("opening database {shown}"))
+}
+
+/// Tells running replicas about a change the CLI made in the store, when the configuration
+/// has a `[bus]`; without one (or when the bus cannot be reached) they apply it within their
+/// `[auth] cache_ttl`.
+pub(crate) async fn announce(cli: &Cli, msg: moat_bus::ControlMessage) {
+    let Ok(cfg) = load_config(cli) else {
+        eprintln!("(running gateways apply this within their [auth] cache_ttl)");
+        return;
+    };
+    let Some(b) = &cfg.bus else {
+        eprintln!("(running gateways apply this within their [auth] cache_ttl)");
+        return;
+    };
+    let send = async {
+        let bus = moat_bus::Bus::connect(b.bus.clone(), true).await?;
+        moat_bus::Control::new(bus).send("cli", &msg).await
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), send).await {
+        Ok(Ok(())) => eprintln!("(announced to the running replicas)"),
+        Ok(Err(e)) => eprintln!(
+            "warning: {e}; running replicas apply this within their [auth] cache_ttl"
+        ),
+        Err(_) => eprintln!(
+            "warning: the bus did not answer; running replicas apply this within their [auth] cache_ttl"
+        ),
+    }
 }
 
 fn quiet_logs() {
@@ -83,14 +118,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Accounts(cmd) => {
             quiet_logs();
             let store = open_store(&cli).await?;
-            let r = accounts(&store, cmd).await;
+            let r = accounts(&cli, &store, cmd).await;
             store.close().await;
             r
         }
         Command::Keys(cmd) => {
             quiet_logs();
             let store = open_store(&cli).await?;
-            let r = keys(&store, cmd).await;
+            let r = keys(&cli, &store, cmd).await;
             store.close().await;
             r
         }
@@ -115,6 +150,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let summary = tokio::task::spawn_blocking(move || moat_replay::run(&opts)).await??;
             print_json(&summary);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Detect(a) => {
+            let cfg = load_config(&cli)?;
+            moat_gateway::logging::init(&cfg.log);
+            let Some(b) = cfg.bus.clone() else {
+                bail!(
+                    "moat detect needs a [bus] section in {}",
+                    config_path(&cli).display()
+                );
+            };
+            let hold = moat_gateway::config::parse_duration(&a.hold)
+                .map_err(|e| anyhow::anyhow!("--hold: {e}"))?;
+            let opts = moat_worker::WorkerOptions {
+                bus: b.bus,
+                index: a.index,
+                workers: a.workers,
+                detect: cfg.detect.clone(),
+                hold,
+                decisions_out: a.decisions_out.clone(),
+                ..moat_worker::WorkerOptions::default()
+            };
+            let stats = moat_worker::run(opts, moat_gateway::server::shutdown_signal()).await?;
+            print_json(&stats);
             Ok(ExitCode::SUCCESS)
         }
         Command::Evidence(a) => {
@@ -182,7 +241,7 @@ fn print_new_key(new: &NewKey, json: bool) {
     println!("{}", new.secret);
 }
 
-async fn accounts(store: &Store, cmd: &AccountsCmd) -> anyhow::Result<ExitCode> {
+async fn accounts(cli: &Cli, store: &Store, cmd: &AccountsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         AccountsCmd::Risk(_)
         | AccountsCmd::Allow(_)
@@ -223,7 +282,13 @@ async fn accounts(store: &Store, cmd: &AccountsCmd) -> anyhow::Result<ExitCode> 
             let disable = matches!(cmd, AccountsCmd::Disable { .. });
             let acct = store.set_account_disabled(id, disable).await?;
             print_account(&acct);
-            println!("(running gateways apply this within their [auth] cache_ttl)");
+            announce(
+                cli,
+                ControlMessage::AccountChanged {
+                    account: id.clone(),
+                },
+            )
+            .await;
         }
         AccountsCmd::SetLimits { id, rpm, tpm, tpd } => {
             let limits = moat_store::AccountLimits {
@@ -233,7 +298,13 @@ async fn accounts(store: &Store, cmd: &AccountsCmd) -> anyhow::Result<ExitCode> 
             };
             let acct = store.set_account_limits(id, limits).await?;
             print_account(&acct);
-            println!("(running gateways apply this within their [auth] cache_ttl)");
+            announce(
+                cli,
+                ControlMessage::AccountChanged {
+                    account: id.clone(),
+                },
+            )
+            .await;
         }
         AccountsCmd::Show { id, json } => {
             let Some(acct) = store.get_account(id).await? else {
@@ -260,7 +331,7 @@ async fn accounts(store: &Store, cmd: &AccountsCmd) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-async fn keys(store: &Store, cmd: &KeysCmd) -> anyhow::Result<ExitCode> {
+async fn keys(cli: &Cli, store: &Store, cmd: &KeysCmd) -> anyhow::Result<ExitCode> {
     let now = Utc::now();
     match cmd {
         KeysCmd::Create(a) => {
@@ -298,8 +369,9 @@ async fn keys(store: &Store, cmd: &KeysCmd) -> anyhow::Result<ExitCode> {
                 print_json(&k);
             } else {
                 print_key(&k);
-                println!("revoked (running gateways refuse it within their [auth] cache_ttl)");
+                println!("revoked");
             }
+            announce(cli, ControlMessage::KeyChanged { key_id: id.clone() }).await;
         }
         KeysCmd::Rotate { id, grace, json } => {
             let new = ops::rotate_key(
@@ -315,6 +387,7 @@ async fn keys(store: &Store, cmd: &KeysCmd) -> anyhow::Result<ExitCode> {
                 println!("{id} keeps working for {grace}; its replacement:");
             }
             print_new_key(&new, json.json);
+            announce(cli, ControlMessage::KeyChanged { key_id: id.clone() }).await;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -85,17 +85,22 @@ pub async fn accounts(cli: &Cli, cmd: &AccountsCmd) -> anyhow::Result<ExitCode> 
     let store = open_store(cli).await?;
     let r = match cmd {
         AccountsCmd::Risk(a) => risk(cli, &store, a).await,
-        AccountsCmd::Allow(a) => pin(&store, a, Some("allow")).await,
-        AccountsCmd::Block(a) => pin(&store, a, Some("block")).await,
-        AccountsCmd::Challenge(a) => pin(&store, a, Some("challenge")).await,
-        AccountsCmd::Unblock(a) => pin(&store, a, None).await,
+        AccountsCmd::Allow(a) => pin(cli, &store, a, Some("allow")).await,
+        AccountsCmd::Block(a) => pin(cli, &store, a, Some("block")).await,
+        AccountsCmd::Challenge(a) => pin(cli, &store, a, Some("challenge")).await,
+        AccountsCmd::Unblock(a) => pin(cli, &store, a, None).await,
         _ => Ok(ExitCode::FAILURE),
     };
     store.close().await;
     r
 }
 
-async fn pin(store: &Store, a: &OverrideArgs, action: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn pin(
+    cli: &Cli,
+    store: &Store,
+    a: &OverrideArgs,
+    action: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     match action {
         Some(action) => {
             let o = store
@@ -119,7 +124,13 @@ async fn pin(store: &Store, a: &OverrideArgs, action: Option<&str>) -> anyhow::R
             );
         }
     }
-    eprintln!("a running gateway applies this within its [auth] cache_ttl");
+    crate::commands::announce(
+        cli,
+        moat_bus::ControlMessage::OverrideChanged {
+            account: a.id.clone(),
+        },
+    )
+    .await;
     Ok(ExitCode::SUCCESS)
 }
 

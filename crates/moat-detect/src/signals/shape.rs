@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::request_view::RequestView;
 
 /// Harvest-shape flags of one request (bit set).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Shape(pub u8);
 
 impl Shape {

@@ -34,6 +34,8 @@ pub struct RawConfig {
     /// `[watermark]`: the text watermark on answers.
     #[serde(default)]
     pub watermark: Option<crate::watermark::RawWatermark>,
+    /// `[bus]`: several replicas and detector workers (absent: one process).
+    pub bus: Option<RawBus>,
 }
 
 /// `[server]`
@@ -100,6 +102,10 @@ pub struct RawEmbeddedWatermark {
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub path: Option<S>,
+    pub backend: Option<S>,
+    pub url: Option<S>,
+    pub on_error: Option<S>,
+    pub timeout: Option<S>,
 }
 
 /// `[auth]`
@@ -117,6 +123,10 @@ pub struct RawLimits {
     pub tokens_per_minute: Option<u64>,
     pub tokens_per_day: Option<u64>,
     pub default_max_tokens: Option<u64>,
+    pub backend: Option<S>,
+    pub redis_url: Option<S>,
+    pub on_error: Option<S>,
+    pub timeout: Option<S>,
 }
 
 /// `[audit]`
@@ -129,6 +139,7 @@ pub struct RawAudit {
     pub flush_interval: Option<S>,
     pub queue: Option<usize>,
     pub encryption: Option<RawAuditEncryption>,
+    pub spool_dir: Option<S>,
 }
 
 /// `[audit.encryption]`
@@ -155,4 +166,22 @@ pub struct RawAuditKey {
 pub struct RawLog {
     pub format: Option<S>,
     pub level: Option<S>,
+}
+
+/// `[bus]`: the NATS JetStream bus between replicas and detector workers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBus {
+    pub url: Option<S>,
+    pub replica: Option<S>,
+    pub stream: Option<S>,
+    pub subject_prefix: Option<S>,
+    pub partitions: Option<u32>,
+    pub retention: Option<S>,
+    pub max_bytes: Option<i64>,
+    pub verdict_bucket: Option<S>,
+    pub summary_bucket: Option<S>,
+    pub control_subject: Option<S>,
+    pub publish_queue: Option<usize>,
+    pub connect_timeout: Option<S>,
 }

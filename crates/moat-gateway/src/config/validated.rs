@@ -174,8 +174,47 @@ pub struct UpstreamConfig {
 /// `[store]`
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// SQLite database file.
+    /// SQLite database file (`backend = "sqlite"`, the default). Also where the watermark key
+    /// file lives by default.
     pub path: PathBuf,
+    /// SQLite or PostgreSQL.
+    pub backend: super::scale_out::StoreBackend,
+    /// What to do while the store is down or slow.
+    pub on_error: super::scale_out::StoreOnError,
+    /// Bound on one store call (connection checkout, statement).
+    pub timeout: Duration,
+}
+
+impl StoreConfig {
+    /// What `moat_store::Store::open` takes: the PostgreSQL URL or the SQLite file path.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            super::scale_out::StoreBackend::Postgres { url } => url.expose().to_string(),
+            super::scale_out::StoreBackend::Sqlite => self.path.to_string_lossy().into_owned(),
+        }
+    }
+
+    /// The location for logs: the file, or the PostgreSQL URL without its password.
+    pub fn display(&self) -> String {
+        match &self.backend {
+            super::scale_out::StoreBackend::Postgres { url } => redact_url(url.expose()),
+            super::scale_out::StoreBackend::Sqlite => self.path.display().to_string(),
+        }
+    }
+}
+
+/// `scheme://user:secret@host/…` → `scheme://user:***@host/…`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 /// `[auth]`
@@ -186,7 +225,7 @@ pub struct AuthConfig {
 }
 
 /// `[limits]`: defaults for accounts that have no limits of their own.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LimitsConfig {
     /// Requests per minute (`None` = unlimited).
     pub requests_per_minute: Option<u64>,
@@ -196,6 +235,8 @@ pub struct LimitsConfig {
     pub tokens_per_day: Option<u64>,
     /// Output tokens assumed for the estimate when a request sets no `max_tokens`.
     pub default_max_tokens: u64,
+    /// In-process or Redis.
+    pub backend: super::scale_out::LimiterBackend,
 }
 
 /// `[audit]`
@@ -213,6 +254,8 @@ pub struct AuditConfig {
     pub queue: usize,
     /// `[audit.encryption]`: bodies encrypted at rest when set.
     pub encryption: Option<AuditEncryptionConfig>,
+    /// Records that cannot reach the store are spooled here and written when it is back.
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// `[audit.encryption]`: the audit body keys (see `docs/evidence.md`).
@@ -343,6 +386,8 @@ pub struct Config {
     pub enforce: crate::enforce::EnforceConfig,
     /// `[watermark]`: the text watermark (on by default).
     pub watermark: crate::watermark::WatermarkConfig,
+    /// `[bus]`: replicas and detector workers (None: one process).
+    pub bus: Option<super::scale_out::BusSettings>,
 }
 
 /// Source of environment overrides (a trait so tests need not touch the process env).
@@ -393,7 +438,7 @@ impl Config {
     }
 }
 
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     src: &'a str,
     file: &'a str,
     base: &'a Path,
@@ -427,7 +472,7 @@ impl Validator<'_> {
         }
     }
 
-    fn at(&self, s: &S, message: impl Into<String>) -> ConfigError {
+    pub(super) fn at(&self, s: &S, message: impl Into<String>) -> ConfigError {
         self.error(Some(s.span()), message)
     }
 
@@ -443,7 +488,7 @@ impl Validator<'_> {
         })
     }
 
-    fn duration(
+    pub(super) fn duration(
         &self,
         s: Option<&S>,
         key: &str,
@@ -460,7 +505,7 @@ impl Validator<'_> {
         }
     }
 
-    fn path(&self, s: &S) -> PathBuf {
+    pub(super) fn path(&self, s: &S) -> PathBuf {
         let p = Path::new(s.get_ref());
         if p.is_absolute() || self.base.as_os_str().is_empty() {
             p.to_path_buf()
@@ -469,7 +514,7 @@ impl Validator<'_> {
         }
     }
 
-    fn whole(&self, message: impl Into<String>) -> ConfigError {
+    pub(super) fn whole(&self, message: impl Into<String>) -> ConfigError {
         self.error(None, message)
     }
 
@@ -653,6 +698,7 @@ impl Validator<'_> {
             .map(|s| s.into_inner())
             .unwrap_or_else(|| "2023-06-01".to_string());
 
+        let (backend, on_error, store_timeout) = self.store_backend(&raw.store, env)?;
         let store = StoreConfig {
             path: raw
                 .store
@@ -660,6 +706,9 @@ impl Validator<'_> {
                 .as_ref()
                 .map(|s| self.path(s))
                 .unwrap_or_else(|| self.base.join("moat.db")),
+            backend,
+            on_error,
+            timeout: store_timeout,
         };
         let auth = AuthConfig {
             cache_ttl: self.duration(
@@ -669,7 +718,9 @@ impl Validator<'_> {
             )?,
         };
         let rl = raw.limits;
+        let limiter_backend = self.limiter_backend(&rl)?;
         let limits = LimitsConfig {
+            backend: limiter_backend,
             requests_per_minute: rl.requests_per_minute,
             tokens_per_minute: rl.tokens_per_minute,
             tokens_per_day: rl.tokens_per_day,
@@ -690,6 +741,7 @@ impl Validator<'_> {
                 None => None,
                 Some(e) => Some(self.audit_encryption(e)?),
             },
+            spool_dir: self.spool_dir(ra.spool_dir.as_ref()),
         };
         let format = match raw.log.format.as_ref() {
             None => LogFormat::Pretty,
@@ -741,6 +793,7 @@ impl Validator<'_> {
             detect: raw.detect.unwrap_or_default(),
             enforce: self.enforce(raw.enforce.unwrap_or_default())?,
             watermark,
+            bus: self.bus(raw.bus)?,
         })
     }
 

@@ -114,6 +114,12 @@ impl Enforcer {
         &self.cfg
     }
 
+    /// Forgets the cached override of `account` (another replica changed it): the next
+    /// request reads it from the store.
+    pub fn forget_override(&self, account: &str) {
+        self.overrides.forget(account);
+    }
+
     /// Whether `account` gets answers without reasoning even when allowed.
     fn hides_reasoning(&self, account: &Account) -> bool {
         let h = &self.cfg.hide_reasoning;
@@ -257,16 +263,26 @@ impl Enforcer {
                 source: "engine".into(),
             }),
         );
+        let announcer = gw.scale_out.as_ref().map(|so| so.announcer());
         let store = gw.store.clone();
         let account = account.to_string();
         let action = c.applied.as_str();
         let reason = engine.map(|e| format!("detection engine (risk {:.3})", e.risk));
         tokio::spawn(async move {
-            if let Err(e) = store
+            match store
                 .set_enforcement(&account, action, "engine", reason.as_deref())
                 .await
             {
-                tracing::error!(account, error = %e, "persisting enforcement escalation failed");
+                Err(e) => {
+                    tracing::error!(account, error = %e, "persisting enforcement escalation failed")
+                }
+                // the other replicas read the stored override at once
+                Ok(_) => {
+                    if let Some(a) = announcer {
+                        a.send(moat_bus::ControlMessage::OverrideChanged { account })
+                            .await;
+                    }
+                }
             }
         });
     }
@@ -301,6 +317,9 @@ impl Enforcer {
                 source: "operator".into(),
             }),
         );
+        gw.announce(moat_bus::ControlMessage::OverrideChanged {
+            account: account.to_string(),
+        });
         let to = action.unwrap_or(Action::Allow);
         let from = {
             let mut map = self.state.lock();

@@ -80,3 +80,10 @@ impl OverrideCache {
         map.insert(account.to_string(), (p, Instant::now()));
     }
 }
+
+impl OverrideCache {
+    /// Drops `account`'s entry: the next lookup reads the store (another replica changed it).
+    pub fn forget(&self, account: &str) {
+        self.map.lock().remove(account);
+    }
+}

@@ -296,6 +296,9 @@ fn inspect(
     if let Some(d) = verdict.decision {
         ex.set_decision(d);
     }
+    if let Some(f) = verdict.features {
+        ex.set_features(f);
+    }
     match verdict.block {
         Some(reason) => Err(GatewayError::Blocked(reason)),
         None => Ok(()),

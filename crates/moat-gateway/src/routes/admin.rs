@@ -22,6 +22,7 @@
 //!
 //! Errors: `{"error":{"message","code"}}` with 400/401/404/409/500.
 
+use moat_bus::ControlMessage;
 use std::sync::Arc;
 
 use axum::{
@@ -134,6 +135,9 @@ async fn set_disabled(gw: &Gateway, id: &str, disabled: bool) -> Result<Response
     let a = gw.store.set_account_disabled(id, disabled).await?;
     // Cached entries hold the account: drop them so the change applies at once.
     gw.auth.invalidate_all();
+    gw.announce(ControlMessage::AccountChanged {
+        account: id.to_string(),
+    });
     tracing::info!(account = %id, disabled, "account updated");
     Ok(Json(a).into_response())
 }
@@ -160,6 +164,9 @@ async fn set_limits(
     let limits: moat_store::AccountLimits = parse_json(&body)?;
     let a = gw.store.set_account_limits(&id, limits).await?;
     gw.auth.invalidate_all();
+    gw.announce(ControlMessage::AccountChanged {
+        account: id.to_string(),
+    });
     tracing::info!(account = %id, "account limits updated");
     Ok(Json(a).into_response())
 }
@@ -206,6 +213,7 @@ async fn revoke_key(
 ) -> Result<Response, OpsError> {
     let k = gw.store.revoke_key(&id).await?;
     gw.auth.invalidate(&id);
+    gw.announce(ControlMessage::KeyChanged { key_id: id.clone() });
     tracing::info!(key_id = %id, "API key revoked");
     Ok(Json(KeyView::new(&k, Utc::now())).into_response())
 }
@@ -218,6 +226,7 @@ async fn rotate_key(
     let req: RotateKey = parse_json(&body)?;
     let new = ops::rotate_key(&gw.store, &id, req, Utc::now()).await?;
     gw.auth.invalidate(&id);
+    gw.announce(ControlMessage::KeyChanged { key_id: id.clone() });
     tracing::info!(key_id = %id, new_key_id = %new.key.id, "API key rotated");
     Ok((StatusCode::CREATED, Json(new)).into_response())
 }

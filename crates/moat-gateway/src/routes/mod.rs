@@ -37,7 +37,10 @@ pub fn public(gw: Arc<Gateway>) -> Router {
 /// The admin router: `/admin/v1/...` behind the admin token, plus `/healthz`
 /// and `/metrics` (when configured there) without it.
 pub fn admin(gw: Arc<Gateway>) -> Router {
-    let mut r = admin::router(gw.clone()).route("/healthz", get(health::healthz));
+    let health = Router::new()
+        .route("/healthz", get(health::healthz))
+        .with_state(gw.clone());
+    let mut r = admin::router(gw.clone()).merge(health);
     if gw.config.server.metrics == MetricsOn::Admin {
         r = r.route("/metrics", get(health::metrics));
     }

@@ -1,19 +1,26 @@
+#[macro_use]
 mod common;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{new_account, temp_store};
+use common::{new_account, TestDb};
 use moat_store::{AuthError, KeyAuthenticator, KeySpec};
+
+on_both_backends!(
+    authenticate_outcomes,
+    ip_allowlist,
+    rotation_grace,
+    cache_ttl_and_negative_cache,
+);
 
 fn ip(s: &str) -> Option<IpAddr> {
     Some(s.parse().unwrap())
 }
 
-#[tokio::test]
-async fn authenticate_outcomes() {
-    let (_dir, store, _path) = temp_store().await;
+async fn authenticate_outcomes(db: &TestDb) {
+    let store = db.store.clone();
     store.create_account(new_account("acct_a")).await.unwrap();
     let auth = KeyAuthenticator::new(store.clone(), Duration::from_secs(60));
     let now = Utc::now();
@@ -105,9 +112,8 @@ async fn authenticate_outcomes() {
     ));
 }
 
-#[tokio::test]
-async fn ip_allowlist() {
-    let (_dir, store, _path) = temp_store().await;
+async fn ip_allowlist(db: &TestDb) {
+    let store = db.store.clone();
     store.create_account(new_account("acct_a")).await.unwrap();
     let auth = KeyAuthenticator::new(store.clone(), Duration::from_secs(60));
     let now = Utc::now();
@@ -145,9 +151,8 @@ async fn ip_allowlist() {
     }
 }
 
-#[tokio::test]
-async fn rotation_grace() {
-    let (_dir, store, _path) = temp_store().await;
+async fn rotation_grace(db: &TestDb) {
+    let store = db.store.clone();
     store.create_account(new_account("acct_a")).await.unwrap();
     let auth = KeyAuthenticator::new(store.clone(), Duration::from_secs(60));
     let (old, old_token) = store
@@ -176,9 +181,8 @@ async fn rotation_grace() {
     assert!(auth.authenticate(&new_token, None, later).await.is_ok());
 }
 
-#[tokio::test]
-async fn cache_ttl_and_negative_cache() {
-    let (_dir, store, _path) = temp_store().await;
+async fn cache_ttl_and_negative_cache(db: &TestDb) {
+    let store = db.store.clone();
     store.create_account(new_account("acct_a")).await.unwrap();
     let auth = KeyAuthenticator::new(store.clone(), Duration::from_millis(200));
     let now = Utc::now();
@@ -213,3 +217,4 @@ async fn cache_ttl_and_negative_cache() {
         Err(AuthError::Revoked)
     ));
 }
+

@@ -79,7 +79,7 @@ pub use audit::writer::{
     AuditHandle, AuditHealth, AuditStats, AuditWriter, AuditWriterConfig, AuditWriterTask,
 };
 pub use audit::AuditRecord;
-pub use auth::{AuthError, AuthedKey, KeyAuthenticator};
+pub use auth::{AuthError, AuthedKey, KeyAuthenticator, StoreFaultPolicy};
 pub use db::StoreOptions;
 pub use enforcement::{EnforcementOverride, OVERRIDE_ACTIONS};
 pub use error::StoreError;

@@ -13,6 +13,7 @@ on_both_backends!(
     ip_allowlist,
     rotation_grace,
     cache_ttl_and_negative_cache,
+    invalidation
 );
 
 fn ip(s: &str) -> Option<IpAddr> {
@@ -218,3 +219,45 @@ async fn cache_ttl_and_negative_cache(db: &TestDb) {
     ));
 }
 
+async fn invalidation(db: &TestDb) {
+    let store = db.store.clone();
+    store.create_account(new_account("acct_a")).await.unwrap();
+    store.create_account(new_account("acct_b")).await.unwrap();
+    let auth = KeyAuthenticator::new(store.clone(), Duration::from_secs(3600));
+    let now = Utc::now();
+    let (ka, ta) = store
+        .create_key("acct_a", KeySpec::default())
+        .await
+        .unwrap();
+    let (_, ta2) = store
+        .create_key("acct_a", KeySpec::default())
+        .await
+        .unwrap();
+    let (_, tb) = store
+        .create_key("acct_b", KeySpec::default())
+        .await
+        .unwrap();
+    for t in [&ta, &ta2, &tb] {
+        auth.authenticate(t, None, now).await.unwrap();
+    }
+    // Revoked by "another replica": the cache still says yes until told.
+    store.revoke_key(&ka.id).await.unwrap();
+    assert!(auth.authenticate(&ta, None, now).await.is_ok());
+    auth.invalidate_key(&ka.id);
+    assert!(matches!(
+        auth.authenticate(&ta, None, now).await,
+        Err(AuthError::Revoked)
+    ));
+    // Account-wide: every key of the account is reloaded, other accounts stay cached.
+    store.set_account_disabled("acct_a", true).await.unwrap();
+    store.set_account_disabled("acct_b", true).await.unwrap();
+    auth.invalidate_account("acct_a");
+    assert!(matches!(
+        auth.authenticate(&ta2, None, now).await,
+        Err(AuthError::AccountDisabled)
+    ));
+    assert!(
+        auth.authenticate(&tb, None, now).await.is_ok(),
+        "acct_b still cached"
+    );
+}

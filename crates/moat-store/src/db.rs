@@ -134,8 +134,10 @@ fn is_postgres_url(s: &str) -> bool {
     lower.starts_with("postgres://") || lower.starts_with("postgresql://")
 }
 
-/// `url` with any password replaced by `***`, for error messages.
-pub(crate) fn redact_url(url: &str) -> String {
+/// `url` with any password (in the user info or a `password=` parameter of a PostgreSQL URL)
+/// replaced by `***`: what to print or log instead of a store URL. File paths come back as they
+/// are.
+pub fn redact_url(url: &str) -> String {
     if !is_postgres_url(url) {
         return url.to_string();
     }
@@ -179,6 +181,15 @@ fn resolve(s: &str) -> Result<Target, sqlx::Error> {
             url: AnyConnectOptions::from_str(s)?,
             memory: false,
         });
+    }
+    if s.contains("://") && !s.starts_with("sqlite:") {
+        // Not a plausible file name: most likely an unsupported URL, or a URL that went through
+        // path resolution. Refuse rather than create a SQLite file with that name.
+        return Err(sqlx::Error::Configuration(
+            "unsupported database URL: expected a SQLite file path, a sqlite: URL or a \
+             postgres:// / postgresql:// URL"
+                .into(),
+        ));
     }
     let memory = s == ":memory:" || s.starts_with("sqlite::memory:");
     if memory {
@@ -359,6 +370,9 @@ mod tests {
         );
         for s in ["moat.db", "sqlite:moat.db", "sqlite::memory:", ":memory:"] {
             assert_eq!(resolve(s).unwrap().dialect, Dialect::Sqlite, "{s}");
+        }
+        for s in ["mysql://h/db", "/etc/moat/postgres://u@h/db"] {
+            assert!(resolve(s).is_err(), "{s}");
         }
         // Odd characters in a file name survive the URL round trip.
         let t = resolve("/tmp/a dir/x?y#z.db").unwrap();

@@ -1,9 +1,11 @@
 //! moat-store: persistence for the moat gateway.
 //!
 //! * accounts and API keys ([`Store::create_account`], [`Store::create_key`], ...),
-//! * request authentication with a concurrent cache ([`KeyAuthenticator`]),
-//! * a hash-chained audit log of every exchange, written in batches by a background task
-//!   ([`AuditWriter`], [`AuditHandle`], [`Store::verify_audit`]),
+//! * request authentication with a concurrent cache and a policy for store faults
+//!   ([`KeyAuthenticator`], [`StoreFaultPolicy`]),
+//! * a hash-chained audit log of every exchange, written in batches by a background task that
+//!   spools to local disk while the store is unavailable ([`AuditWriter`], [`AuditHandle`],
+//!   [`AuditHandle::health`], [`Store::verify_audit`]),
 //! * export of the audit log in the traffic log format of `DESIGN.md`
 //!   ([`Store::export_traffic`], [`Store::export_accounts`]).
 //!
@@ -80,7 +82,7 @@ pub use audit::writer::{
 };
 pub use audit::AuditRecord;
 pub use auth::{AuthError, AuthedKey, KeyAuthenticator, StoreFaultPolicy};
-pub use db::StoreOptions;
+pub use db::{redact_url, StoreOptions};
 pub use enforcement::{EnforcementOverride, OVERRIDE_ACTIONS};
 pub use error::StoreError;
 pub use keys::{KeyRecord, KeySpec};

@@ -112,6 +112,7 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
             batch_size: config.audit.batch,
             flush_interval: config.audit.flush_interval,
             channel_capacity: config.audit.queue,
+            ..Default::default()
         },
     );
     let gateway = Arc::new(Gateway {

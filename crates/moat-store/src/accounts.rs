@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::error::DbContext;
+use crate::db::{get_bool, Timed};
 use crate::time::{from_us, now, to_us};
 use crate::{Store, StoreError};
 
@@ -97,7 +97,7 @@ fn opt_i64_to_u64(v: Option<i64>, field: &str) -> Result<Option<u64>, StoreError
     .transpose()
 }
 
-pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
+pub(crate) fn account_from_row(row: &AnyRow) -> Result<Account, StoreError> {
     let get = |e: sqlx::Error| StoreError::Corrupt {
         table: "accounts",
         reason: e.to_string(),
@@ -109,8 +109,8 @@ pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
         tier: row.try_get("tier").map_err(get)?,
         email_domain: row.try_get("email_domain").map_err(get)?,
         country: row.try_get("country").map_err(get)?,
-        verified: row.try_get("verified").map_err(get)?,
-        disabled: row.try_get("disabled").map_err(get)?,
+        verified: get_bool(row, "verified").map_err(get)?,
+        disabled: get_bool(row, "disabled").map_err(get)?,
         limits: AccountLimits {
             requests_per_minute: rpm
                 .map(|v| {
@@ -164,7 +164,7 @@ impl Store {
         let result = sqlx::query(
             "INSERT INTO accounts (id, name, tier, email_domain, country, verified, disabled, \
              requests_per_minute, tokens_per_minute, tokens_per_day, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&account.id)
         .bind(&account.name)
@@ -184,14 +184,14 @@ impl Store {
         )?)
         .bind(to_us(account.created_at))
         .execute(self.pool())
+        .timed(self, "inserting account")
         .await;
         match result {
             Ok(_) => Ok(account),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AccountExists(account.id)),
-            Err(e) => Err(StoreError::Db {
-                op: "inserting account",
-                source: e,
-            }),
+            Err(StoreError::Db { source, .. }) if is_unique_violation(&source) => {
+                Err(StoreError::AccountExists(account.id))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -201,20 +201,20 @@ impl Store {
             "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY id"
         ))
         .fetch_all(self.pool())
-        .await
-        .db("listing accounts")?;
+        .timed(self, "listing accounts")
+        .await?;
         rows.iter().map(account_from_row).collect()
     }
 
     /// One account, or `None` if no account has this id.
     pub async fn get_account(&self, id: &str) -> Result<Option<Account>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?"
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(self.pool())
-        .await
-        .db("reading account")?;
+        .timed(self, "reading account")
+        .await?;
         row.as_ref().map(account_from_row).transpose()
     }
 
@@ -226,12 +226,12 @@ impl Store {
         id: &str,
         disabled: bool,
     ) -> Result<Account, StoreError> {
-        let done = sqlx::query("UPDATE accounts SET disabled = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
             .bind(disabled)
             .bind(id)
             .execute(self.pool())
-            .await
-            .db("updating account")?;
+            .timed(self, "updating account")
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::AccountNotFound(id.to_string()));
         }
@@ -247,8 +247,8 @@ impl Store {
         limits: AccountLimits,
     ) -> Result<Account, StoreError> {
         let done = sqlx::query(
-            "UPDATE accounts SET requests_per_minute = ?, tokens_per_minute = ?, \
-             tokens_per_day = ? WHERE id = ?",
+            "UPDATE accounts SET requests_per_minute = $1, tokens_per_minute = $2, \
+             tokens_per_day = $3 WHERE id = $4",
         )
         .bind(limits.requests_per_minute.map(i64::from))
         .bind(opt_u64_to_i64(
@@ -258,8 +258,8 @@ impl Store {
         .bind(opt_u64_to_i64(limits.tokens_per_day, "tokens_per_day")?)
         .bind(id)
         .execute(self.pool())
-        .await
-        .db("updating account limits")?;
+        .timed(self, "updating account limits")
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::AccountNotFound(id.to_string()));
         }

@@ -15,9 +15,23 @@
 //! primary-key query; rate limiting by IP belongs in front of authentication).
 //!
 //! Changes made in another process (revocation, disabling an account) take effect here after at
-//! most `cache_ttl`; in this process call [`KeyAuthenticator::invalidate`].
+//! most `cache_ttl`; in this process, or when another replica announces a change, call
+//! [`KeyAuthenticator::invalidate_key`] (O(1)) or [`KeyAuthenticator::invalidate_account`].
+//! An invalidation also stops a lookup that was in flight when it happened from caching what it
+//! read (a generation counter), so a revocation cannot be undone by a racing cache fill.
+//!
+//! # Store faults
+//!
+//! [`StoreFaultPolicy`] says what happens when the database cannot be read (down, timed out):
+//! [`StoreFaultPolicy::FailClosed`] (the default) refuses with [`AuthError::Store`];
+//! [`StoreFaultPolicy::ServeStale`] keeps using a key's cached entry past its TTL for as long as
+//! the store fails (the usual checks still apply to it: revoked, expired, IP, disabled account,
+//! as of the cached state). Keys not in the cache, and ids cached as unknown, still get
+//! [`AuthError::Store`] (a retryable 503, not a misleading 401). Stale answers are counted
+//! ([`KeyAuthenticator::stale_served`], metric `moat_auth_stale_served_total`).
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,6 +89,17 @@ impl AuthError {
     }
 }
 
+/// What [`KeyAuthenticator`] does when the store cannot be read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StoreFaultPolicy {
+    /// Refuse with [`AuthError::Store`] (fail closed). The default.
+    #[default]
+    FailClosed,
+    /// Fail open for known keys: a cached entry past its TTL is still used while the store
+    /// errors; keys not in the cache still get [`AuthError::Store`].
+    ServeStale,
+}
+
 /// A successfully authenticated key and its account.
 #[derive(Clone, Debug)]
 pub struct AuthedKey {
@@ -94,7 +119,12 @@ struct Inner {
     store: Store,
     ttl: Duration,
     negative_ttl: Duration,
+    policy: StoreFaultPolicy,
     cache: DashMap<String, CacheEntry>,
+    /// Bumped by every invalidation; a lookup caches its result only if it did not change
+    /// while the lookup read the database.
+    generation: AtomicU64,
+    stale_served: AtomicU64,
 }
 
 /// Authenticates tokens against the store, with a TTL cache. Cheap to clone (an `Arc`).
@@ -107,6 +137,7 @@ impl std::fmt::Debug for KeyAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyAuthenticator")
             .field("ttl", &self.inner.ttl)
+            .field("policy", &self.inner.policy)
             .field("cached", &self.inner.cache.len())
             .finish()
     }
@@ -127,16 +158,40 @@ pub(crate) fn parse_token(token: &str) -> Option<(&str, &str)> {
 
 impl KeyAuthenticator {
     /// An authenticator reading from `store`, caching lookups for `cache_ttl`
-    /// (`Duration::ZERO` disables caching).
+    /// (`Duration::ZERO` disables caching), failing closed when the store fails.
     pub fn new(store: Store, cache_ttl: Duration) -> KeyAuthenticator {
+        KeyAuthenticator::with_policy(store, cache_ttl, StoreFaultPolicy::FailClosed)
+    }
+
+    /// Like [`KeyAuthenticator::new`], with the given behaviour on store faults. With
+    /// [`StoreFaultPolicy::ServeStale`] a zero `cache_ttl` still caches (every entry is stale at
+    /// once, so it is only used while the store fails).
+    pub fn with_policy(
+        store: Store,
+        cache_ttl: Duration,
+        policy: StoreFaultPolicy,
+    ) -> KeyAuthenticator {
         KeyAuthenticator {
             inner: Arc::new(Inner {
                 store,
                 ttl: cache_ttl,
                 negative_ttl: cache_ttl.min(NEGATIVE_TTL_MAX),
+                policy,
                 cache: DashMap::new(),
+                generation: AtomicU64::new(0),
+                stale_served: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// The policy on store faults.
+    pub fn fault_policy(&self) -> StoreFaultPolicy {
+        self.inner.policy
+    }
+
+    /// Authentications answered from a stale cache entry because the store failed.
+    pub fn stale_served(&self) -> u64 {
+        self.inner.stale_served.load(Ordering::Relaxed)
     }
 
     /// Check a bearer token. `client_ip` is checked against the key's allowlist (a key with an
@@ -168,18 +223,40 @@ impl KeyAuthenticator {
         Ok(authed)
     }
 
-    /// Drop the cached entry for `key_id` (after revoking or rotating it in this process).
-    pub fn invalidate(&self, key_id: &str) {
+    /// Drop the cached entry for `key_id` (after revoking or rotating it here, or when another
+    /// replica announces it). O(1).
+    pub fn invalidate_key(&self, key_id: &str) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.cache.remove(key_id);
     }
 
-    /// Drop the whole cache (e.g. after disabling an account).
+    /// Same as [`KeyAuthenticator::invalidate_key`].
+    pub fn invalidate(&self, key_id: &str) {
+        self.invalidate_key(key_id);
+    }
+
+    /// Drop the cached entries of every key of `account_id` (after disabling the account or
+    /// changing its limits). Scans the cache: O(cache size), fine for a rare admin event.
+    pub fn invalidate_account(&self, account_id: &str) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .cache
+            .retain(|_, e| e.value.as_ref().is_none_or(|a| a.account.id != account_id));
+    }
+
+    /// Drop the whole cache.
     pub fn invalidate_all(&self) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
         self.inner.cache.clear();
+    }
+
+    fn caches(&self) -> bool {
+        !self.inner.ttl.is_zero() || self.inner.policy == StoreFaultPolicy::ServeStale
     }
 
     async fn lookup(&self, key_id: &str) -> Result<Option<AuthedKey>, StoreError> {
         let inner = &self.inner;
+        let mut stale = None;
         if let Some(entry) = inner.cache.get(key_id) {
             let ttl = if entry.value.is_some() {
                 inner.ttl
@@ -189,19 +266,29 @@ impl KeyAuthenticator {
             if entry.loaded.elapsed() < ttl {
                 return Ok(entry.value.clone());
             }
+            stale = entry.value.clone();
         }
-        let value = match inner.store.get_key_for_auth(key_id).await? {
-            Some(key) => inner
-                .store
-                .get_account(&key.account)
-                .await?
-                .map(|account| AuthedKey {
-                    key: Arc::new(key),
-                    account: Arc::new(account),
-                }),
-            None => None,
+        let generation = inner.generation.load(Ordering::SeqCst);
+        let value = match self.load(key_id).await {
+            Ok(v) => v,
+            Err(e) => {
+                return match stale {
+                    Some(authed) if inner.policy == StoreFaultPolicy::ServeStale => {
+                        let n = inner.stale_served.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("moat_auth_stale_served_total").increment(1);
+                        if n % 1_000 == 0 {
+                            tracing::warn!(
+                                error = %e,
+                                "key store unavailable; serving cached API key entries past their TTL"
+                            );
+                        }
+                        Ok(Some(authed))
+                    }
+                    _ => Err(e),
+                };
+            }
         };
-        if !inner.ttl.is_zero() {
+        if self.caches() && inner.generation.load(Ordering::SeqCst) == generation {
             self.prune_if_full(MAX_CACHE_ENTRIES);
             inner.cache.insert(
                 key_id.to_string(),
@@ -214,26 +301,44 @@ impl KeyAuthenticator {
         Ok(value)
     }
 
-    /// Keep the cache below `max` entries: drop expired entries, then negative ones, then all.
+    /// Keep the cache below `max` entries: drop expired entries (with
+    /// [`StoreFaultPolicy::ServeStale`], negative ones first: expired positive entries are the
+    /// fallback during a store outage), then negative ones, then everything.
     fn prune_if_full(&self, max: usize) {
         let inner = &self.inner;
         if inner.cache.len() < max {
             return;
         }
-        inner.cache.retain(|_, e| {
-            let ttl = if e.value.is_some() {
-                inner.ttl
-            } else {
-                inner.negative_ttl
-            };
-            e.loaded.elapsed() < ttl
+        let keep_stale = inner.policy == StoreFaultPolicy::ServeStale;
+        inner.cache.retain(|_, e| match e.value {
+            Some(_) => keep_stale || e.loaded.elapsed() < inner.ttl,
+            None => e.loaded.elapsed() < inner.negative_ttl,
         });
         if inner.cache.len() >= max {
             inner.cache.retain(|_, e| e.value.is_some());
         }
+        if inner.cache.len() >= max && keep_stale {
+            inner.cache.retain(|_, e| e.loaded.elapsed() < inner.ttl);
+        }
         if inner.cache.len() >= max {
             inner.cache.clear();
         }
+    }
+}
+
+impl KeyAuthenticator {
+    async fn load(&self, key_id: &str) -> Result<Option<AuthedKey>, StoreError> {
+        let store = &self.inner.store;
+        Ok(match store.get_key_for_auth(key_id).await? {
+            Some(key) => store
+                .get_account(&key.account)
+                .await?
+                .map(|account| AuthedKey {
+                    key: Arc::new(key),
+                    account: Arc::new(account),
+                }),
+            None => None,
+        })
     }
 }
 

@@ -4,10 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::error::DbContext;
+use crate::db::Timed;
 use crate::time::{from_us, now, to_us};
 use crate::{Store, StoreError};
 
@@ -29,7 +29,7 @@ pub struct EnforcementOverride {
     pub set_at: DateTime<Utc>,
 }
 
-fn from_row(r: &SqliteRow) -> Result<EnforcementOverride, StoreError> {
+fn from_row(r: &AnyRow) -> Result<EnforcementOverride, StoreError> {
     let get = |e: sqlx::Error| StoreError::Db {
         op: "reading enforcement override",
         source: e,
@@ -64,7 +64,7 @@ impl Store {
         let at = now();
         sqlx::query(
             "INSERT INTO account_enforcement (account_id, action, source, reason, set_at) \
-             VALUES (?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (account_id) DO UPDATE SET action = excluded.action, \
              source = excluded.source, reason = excluded.reason, set_at = excluded.set_at",
         )
@@ -74,8 +74,8 @@ impl Store {
         .bind(reason)
         .bind(to_us(at))
         .execute(self.pool())
-        .await
-        .db("setting enforcement override")?;
+        .timed(self, "setting enforcement override")
+        .await?;
         Ok(EnforcementOverride {
             account: account.to_string(),
             action: action.to_string(),
@@ -87,11 +87,11 @@ impl Store {
 
     /// Removes `account`'s override (the engine decides again); whether there was one.
     pub async fn clear_enforcement(&self, account: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM account_enforcement WHERE account_id = ?")
+        let r = sqlx::query("DELETE FROM account_enforcement WHERE account_id = $1")
             .bind(account)
             .execute(self.pool())
-            .await
-            .db("clearing enforcement override")?;
+            .timed(self, "clearing enforcement override")
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -100,20 +100,26 @@ impl Store {
         &self,
         account: &str,
     ) -> Result<Option<EnforcementOverride>, StoreError> {
-        let row = sqlx::query("SELECT * FROM account_enforcement WHERE account_id = ?")
-            .bind(account)
-            .fetch_optional(self.pool())
-            .await
-            .db("reading enforcement override")?;
+        let row = sqlx::query(
+            "SELECT account_id, action, source, reason, set_at FROM account_enforcement \
+             WHERE account_id = $1",
+        )
+        .bind(account)
+        .fetch_optional(self.pool())
+        .timed(self, "reading enforcement override")
+        .await?;
         row.as_ref().map(from_row).transpose()
     }
 
     /// Every override, oldest first.
     pub async fn list_enforcement(&self) -> Result<Vec<EnforcementOverride>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM account_enforcement ORDER BY set_at, account_id")
-            .fetch_all(self.pool())
-            .await
-            .db("listing enforcement overrides")?;
+        let rows = sqlx::query(
+            "SELECT account_id, action, source, reason, set_at FROM account_enforcement \
+             ORDER BY set_at, account_id",
+        )
+        .fetch_all(self.pool())
+        .timed(self, "listing enforcement overrides")
+        .await?;
         rows.iter().map(from_row).collect()
     }
 }

@@ -8,7 +8,7 @@ pub enum StoreError {
     /// The database could not be opened or created.
     #[error("cannot open database {url}: {source}")]
     Open {
-        /// The path or URL that was given to [`crate::Store::open`].
+        /// The path or URL that was given to [`crate::Store::open`], its password masked.
         url: String,
         /// The driver's error.
         #[source]
@@ -25,6 +25,15 @@ pub enum StoreError {
         /// The driver's error.
         #[source]
         source: sqlx::Error,
+    },
+    /// A query did not finish within the store's client-side deadline (the database host does
+    /// not answer, or is overloaded); see [`crate::StoreOptions`].
+    #[error("database timed out while {op} (after {after:?})")]
+    Timeout {
+        /// What the store was doing.
+        op: &'static str,
+        /// The deadline that passed.
+        after: std::time::Duration,
     },
     /// No account has this id.
     #[error("account {0:?} not found")]
@@ -83,6 +92,42 @@ pub enum StoreError {
     /// Encoding a value as JSON failed.
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    /// Whether the error means "the database is unreachable, down or too slow" (a fault of the
+    /// dependency, worth a retry or a fail-open policy) rather than a bad request, a bad URL or
+    /// bad data.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Timeout { .. } => true,
+            StoreError::Open { source, .. } | StoreError::Db { source, .. } => {
+                sqlx_unavailable(source)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL: query cancelled (statement_timeout), admin shutdown, crash shutdown,
+        // cannot connect now, too many connections. SQLite: busy (and its extended codes),
+        // locked.
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            matches!(
+                &*c,
+                "57014" | "57P01" | "57P02" | "57P03" | "53300" | "5" | "261" | "517" | "6"
+            )
+        }),
+        _ => false,
+    }
 }
 
 /// Attach an operation name to a driver error.

@@ -7,11 +7,11 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::accounts::random_id;
-use crate::error::DbContext;
+use crate::db::{get_bool, Timed};
 use crate::time::{from_us, from_us_opt, now, to_us};
 use crate::{Store, StoreError};
 
@@ -176,7 +176,7 @@ fn corrupt(reason: impl ToString) -> StoreError {
     }
 }
 
-pub(crate) fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
+pub(crate) fn key_from_row(row: &AnyRow) -> Result<KeyRecord, StoreError> {
     let hash_hex: String = row.try_get("secret_hash").map_err(corrupt)?;
     let mut secret_hash = [0u8; 32];
     hex::decode_to_slice(&hash_hex, &mut secret_hash).map_err(corrupt)?;
@@ -200,21 +200,21 @@ pub(crate) fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
         expires_at: from_us_opt(row.try_get("expires_at").map_err(corrupt)?, "api_keys")?,
         revoked_at: from_us_opt(row.try_get("revoked_at").map_err(corrupt)?, "api_keys")?,
         models,
-        allow_logprobs: row.try_get("allow_logprobs").map_err(corrupt)?,
+        allow_logprobs: get_bool(row, "allow_logprobs").map_err(corrupt)?,
         ip_allow,
         replaced_by: row.try_get("replaced_by").map_err(corrupt)?,
         secret_hash,
     })
 }
 
-async fn insert_key<'e, E>(exec: E, key: &KeyRecord) -> Result<(), StoreError>
+async fn insert_key<'e, E>(store: &Store, exec: E, key: &KeyRecord) -> Result<(), StoreError>
 where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     let models = key.models.as_ref().map(serde_json::to_string).transpose()?;
     let ip_allow: Vec<String> = key.ip_allow.iter().map(|n| n.to_string()).collect();
     sqlx::query(&format!(
-        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
     .bind(&key.id)
     .bind(&key.account)
@@ -228,8 +228,8 @@ where
     .bind(serde_json::to_string(&ip_allow)?)
     .bind(&key.replaced_by)
     .execute(exec)
-    .await
-    .db("inserting API key")?;
+    .timed(store, "inserting API key")
+    .await?;
     Ok(())
 }
 
@@ -266,14 +266,14 @@ impl Store {
             return Err(StoreError::AccountNotFound(account.to_string()));
         }
         let (record, token) = new_key(account, spec);
-        insert_key(self.pool(), &record).await?;
+        insert_key(self, self.pool(), &record).await?;
         Ok((record, token))
     }
 
     /// Keys of one account, or of all accounts, ordered by account then creation time.
     pub async fn list_keys(&self, account: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
         let by_account = format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = ? \
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE account_id = $1 \
              ORDER BY account_id, created_at, id"
         );
         let all = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY account_id, created_at, id");
@@ -281,29 +281,32 @@ impl Store {
             Some(account) => sqlx::query(&by_account).bind(account),
             None => sqlx::query(&all),
         };
-        let rows = query.fetch_all(self.pool()).await.db("listing API keys")?;
+        let rows = query
+            .fetch_all(self.pool())
+            .timed(self, "listing API keys")
+            .await?;
         rows.iter().map(key_from_row).collect()
     }
 
     /// One key by id, or `None`.
     pub async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
             .bind(key_id)
             .fetch_optional(self.pool())
-            .await
-            .db("reading API key")?;
+            .timed(self, "reading API key")
+            .await?;
         row.as_ref().map(key_from_row).transpose()
     }
 
     /// Revoke a key (idempotent: revoking twice keeps the first revocation time).
     /// Call [`crate::KeyAuthenticator::invalidate`] afterwards in this process.
     pub async fn revoke_key(&self, key_id: &str) -> Result<KeyRecord, StoreError> {
-        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(to_us(now()))
             .bind(key_id)
             .execute(self.pool())
-            .await
-            .db("revoking API key")?;
+            .timed(self, "revoking API key")
+            .await?;
         self.get_key(key_id)
             .await?
             .ok_or_else(|| StoreError::KeyNotFound(key_id.to_string()))
@@ -323,12 +326,16 @@ impl Store {
             field: "grace",
             reason: e.to_string(),
         })?;
-        let mut tx = self.begin_write().await.db("starting rotation")?;
-        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"))
-            .bind(key_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .db("reading API key")?;
+        let mut tx = self.begin_write("starting rotation").await?;
+        // The key's row stays locked until commit, so two replicas cannot rotate it twice.
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1{}",
+            self.dialect().for_update()
+        ))
+        .bind(key_id)
+        .fetch_optional(&mut *tx)
+        .timed(self, "reading API key")
+        .await?;
         let old = row
             .as_ref()
             .map(key_from_row)
@@ -357,7 +364,7 @@ impl Store {
             name: old.name.clone(),
         };
         let (new, token) = new_key(&old.account, spec);
-        insert_key(&mut *tx, &new).await?;
+        insert_key(self, &mut *tx, &new).await?;
         let grace_end = now
             .checked_add_signed(grace)
             .ok_or_else(|| StoreError::Invalid {
@@ -365,14 +372,14 @@ impl Store {
                 reason: "too large".into(),
             })?;
         let old_expiry = old.expires_at.map_or(grace_end, |t| t.min(grace_end));
-        sqlx::query("UPDATE api_keys SET expires_at = ?, replaced_by = ? WHERE id = ?")
+        sqlx::query("UPDATE api_keys SET expires_at = $1, replaced_by = $2 WHERE id = $3")
             .bind(to_us(old_expiry))
             .bind(&new.id)
             .bind(key_id)
             .execute(&mut *tx)
-            .await
-            .db("expiring rotated API key")?;
-        tx.commit().await.db("committing rotation")?;
+            .timed(self, "expiring rotated API key")
+            .await?;
+        tx.commit().timed(self, "committing rotation").await?;
         Ok((new, token))
     }
 }

@@ -1,15 +1,19 @@
 //! moat-store: persistence for the moat gateway.
 //!
 //! * accounts and API keys ([`Store::create_account`], [`Store::create_key`], ...),
-//! * request authentication with a concurrent cache ([`KeyAuthenticator`]),
-//! * a hash-chained audit log of every exchange, written in batches by a background task
-//!   ([`AuditWriter`], [`AuditHandle`], [`Store::verify_audit`]),
+//! * request authentication with a concurrent cache and a policy for store faults
+//!   ([`KeyAuthenticator`], [`StoreFaultPolicy`]),
+//! * a hash-chained audit log of every exchange, written in batches by a background task that
+//!   spools to local disk while the store is unavailable ([`AuditWriter`], [`AuditHandle`],
+//!   [`AuditHandle::health`], [`Store::verify_audit`]),
 //! * export of the audit log in the traffic log format of `DESIGN.md`
 //!   ([`Store::export_traffic`], [`Store::export_accounts`]).
 //!
-//! The only backend today is SQLite (via sqlx, WAL mode, migrations embedded in the binary).
-//! All SQL lives in this crate behind [`Store`] and sticks to portable types (TEXT, INTEGER),
-//! so that a PostgreSQL backend can be added later without changing the public API.
+//! Two backends, chosen by the URL given to [`Store::open`] / [`Store::open_with`]: SQLite (a
+//! file, WAL mode) for a single gateway, and PostgreSQL for several replicas sharing one
+//! database (one audit chain for all of them). Both go through sqlx's `Any` driver with the
+//! same portable SQL; migrations are embedded per backend. Backends, the chain across replicas,
+//! timeouts, fault behaviour and the audit spool are described in `docs/store.md`.
 //!
 //! # API keys
 //!
@@ -55,16 +59,16 @@
 mod accounts;
 mod audit;
 mod auth;
+mod db;
 mod enforcement;
 mod error;
 mod keys;
 mod time;
 
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 pub use accounts::{Account, AccountLimits, NewAccount};
 pub use audit::chain::{body_digest, decode_hash, link, ChainBodies, ChainRow, GENESIS};
@@ -73,70 +77,81 @@ pub use audit::crypto::AuditKeyring;
 pub use audit::evidence::{AuditEntry, ChainSpan, SpanLink};
 pub use audit::export::ExportReport;
 pub use audit::verify::{BreakReason, BrokenLink, VerifyReport};
-pub use audit::writer::{AuditHandle, AuditStats, AuditWriter, AuditWriterConfig, AuditWriterTask};
+pub use audit::writer::{
+    AuditHandle, AuditHealth, AuditStats, AuditWriter, AuditWriterConfig, AuditWriterTask,
+};
 pub use audit::AuditRecord;
-pub use auth::{AuthError, AuthedKey, KeyAuthenticator};
+pub use auth::{AuthError, AuthedKey, KeyAuthenticator, StoreFaultPolicy};
+pub use db::{redact_url, StoreOptions};
 pub use enforcement::{EnforcementOverride, OVERRIDE_ACTIONS};
 pub use error::StoreError;
 pub use keys::{KeyRecord, KeySpec};
 
+use db::Dialect;
+
 /// Handle to the database. Cheap to clone (it wraps a connection pool); share it freely.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    audit_keys: Option<std::sync::Arc<AuditKeyring>>,
+    pool: AnyPool,
+    dialect: Dialect,
+    options: Arc<StoreOptions>,
+    audit_keys: Option<Arc<AuditKeyring>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the URL: it may hold a password.
+        f.debug_struct("Store")
+            .field("backend", &self.dialect.name())
+            .field("connections", &self.pool.size())
+            .field("options", &self.options)
+            .field("audit_keys", &self.audit_keys)
+            .finish()
+    }
 }
 
 impl Store {
-    /// Open (creating it if missing) the database at `path`, which is either a file path or a
-    /// `sqlite:` URL (`sqlite::memory:` works for throwaway stores). Turns on WAL journaling,
-    /// foreign keys and a busy timeout, then applies the embedded migrations.
-    pub async fn open(path: &str) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open {
-            url: path.to_string(),
-            source,
-        };
-        let memory = path == ":memory:" || path.starts_with("sqlite::memory:");
-        let base = if path.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(path).map_err(open_err)?
-        } else if memory {
-            SqliteConnectOptions::from_str("sqlite::memory:").map_err(open_err)?
-        } else {
-            SqliteConnectOptions::new().filename(path)
-        };
-        let mut options = base
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        if !memory {
-            options = options
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
-        }
-        // An in-memory database exists per connection: keep exactly one, forever.
-        let pool = if memory {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        } else {
-            SqlitePoolOptions::new().max_connections(8)
-        }
-        .connect_with(options)
-        .await
-        .map_err(open_err)?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+    /// Open the database named by `url` with [`StoreOptions::default`]; see [`Store::open_with`].
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, StoreOptions::default()).await
+    }
+
+    /// Open the database named by `url`, then apply the embedded migrations:
+    ///
+    /// * `postgres://…` or `postgresql://…`: PostgreSQL (any URL that sqlx's PostgreSQL driver
+    ///   takes: `postgres://user:password@host:5432/db?sslmode=require`, …). Several gateway
+    ///   replicas may share the database; they append to one audit chain (see `docs/store.md`).
+    /// * anything else: SQLite, given as a file path (created if missing) or a `sqlite:` URL;
+    ///   `sqlite::memory:` gives a throwaway store. Files use WAL journaling, foreign keys and a
+    ///   busy timeout (`options.statement_timeout`).
+    ///
+    /// Fails with [`StoreError::Open`] (the URL in the message has its password masked) when the
+    /// database cannot be reached within `options.acquire_timeout`.
+    pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+        let (pool, dialect) = db::connect(url, &options).await?;
         Ok(Store {
             pool,
+            dialect,
+            options: Arc::new(options),
             audit_keys: None,
         })
     }
 
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        self.dialect.name()
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
     /// Use `keys` for the audit log: new bodies are encrypted under its active key (if any),
-    /// and encrypted bodies are decrypted on read, export and verification.
+    /// and encrypted bodies are decrypted on read, export and verification. The audit writer's
+    /// spool encrypts spooled records under the same key.
     pub fn with_audit_keys(mut self, keys: AuditKeyring) -> Store {
-        self.audit_keys = Some(std::sync::Arc::new(keys));
+        self.audit_keys = Some(Arc::new(keys));
         self
     }
 
@@ -144,22 +159,49 @@ impl Store {
         self.audit_keys.as_deref()
     }
 
-    /// Close the pool, waiting for connections to be returned (checkpoints the WAL).
+    pub(crate) fn audit_keys_arc(&self) -> Option<Arc<AuditKeyring>> {
+        self.audit_keys.clone()
+    }
+
+    /// Close the pool, waiting for connections to be returned (checkpoints a SQLite WAL).
     pub async fn close(&self) {
         self.pool.close().await;
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// Start a transaction that reads and then writes. SQLite's default deferred transaction
-    /// would fail immediately with SQLITE_BUSY if another connection wrote between our read and
-    /// our first write; `BEGIN IMMEDIATE` takes the write lock up front (waiting up to the busy
-    /// timeout). A PostgreSQL backend would use a plain `BEGIN` plus row locks instead.
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Client-side deadline of one query (see [`StoreOptions`]).
+    pub(crate) fn query_deadline(&self) -> Duration {
+        self.options.query_deadline()
+    }
+
+    /// Start a transaction that reads and then writes ([`Dialect::begin_write`]).
     pub(crate) async fn begin_write(
         &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        op: &'static str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        use db::Timed;
+        self.pool
+            .begin_with(self.dialect.begin_write())
+            .timed(self, op)
+            .await
+    }
+
+    /// Start a read-only transaction with one snapshot ([`Dialect::begin_snapshot`]).
+    pub(crate) async fn begin_snapshot(
+        &self,
+        op: &'static str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        use db::Timed;
+        self.pool
+            .begin_with(self.dialect.begin_snapshot())
+            .timed(self, op)
+            .await
     }
 }

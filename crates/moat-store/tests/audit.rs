@@ -1,9 +1,27 @@
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
-use common::{raw, record, temp_store};
+use common::{record, TestDb};
 use moat_store::{AuditWriter, AuditWriterConfig, BreakReason, Store};
+
+on_both_backends!(
+    batching_and_shutdown_flush,
+    flush_interval_writes_without_shutdown,
+    records_round_trip_and_chain_continues_across_writers,
+    empty_log_verifies,
+    tampered_row_is_detected,
+    tampered_row_with_replaced_hash_is_detected,
+    deleted_row_is_detected,
+    renumbered_rows_are_detected,
+    deleted_newest_rows_are_detected,
+    transient_db_failure_is_retried_without_loss,
+    persistent_failure_at_shutdown_is_counted_as_lost,
+    audit_writes_concurrent_with_key_management,
+    verify_while_writing_has_no_false_alarms,
+    nul_characters_do_not_poison_a_batch,
+);
 
 async fn write_records(store: &Store, n: u64, config: AuditWriterConfig) {
     let (handle, task) = AuditWriter::spawn(store.clone(), config);
@@ -17,14 +35,14 @@ async fn write_records(store: &Store, n: u64, config: AuditWriterConfig) {
     assert_eq!(stats.queued, 0);
 }
 
-#[tokio::test]
-async fn batching_and_shutdown_flush() {
-    let (_dir, store, _path) = temp_store().await;
+async fn batching_and_shutdown_flush(db: &TestDb) {
+    let store = db.store.clone();
     // Long flush interval: only shutdown can flush the last partial batch.
     let config = AuditWriterConfig {
         batch_size: 64,
         flush_interval: Duration::from_secs(3600),
         channel_capacity: 100,
+        ..Default::default()
     };
     let (handle, task) = AuditWriter::spawn(store.clone(), config);
     let mut joins = Vec::new();
@@ -59,13 +77,13 @@ async fn batching_and_shutdown_flush() {
     assert_eq!(report.last_seq, Some(1000));
 }
 
-#[tokio::test]
-async fn flush_interval_writes_without_shutdown() {
-    let (_dir, store, _path) = temp_store().await;
+async fn flush_interval_writes_without_shutdown(db: &TestDb) {
+    let store = db.store.clone();
     let config = AuditWriterConfig {
         batch_size: 1000,
         flush_interval: Duration::from_millis(20),
         channel_capacity: 10,
+        ..Default::default()
     };
     let (handle, task) = AuditWriter::spawn(store.clone(), config);
     for i in 0..5 {
@@ -83,13 +101,12 @@ async fn flush_interval_writes_without_shutdown() {
     task.shutdown().await;
 }
 
-#[tokio::test]
-async fn records_round_trip_and_chain_continues_across_writers() {
-    let (_dir, store, path) = temp_store().await;
+async fn records_round_trip_and_chain_continues_across_writers(db: &TestDb) {
+    let store = db.store.clone();
     write_records(&store, 10, AuditWriterConfig::default()).await;
     // A second writer (e.g. after a restart) continues the same chain.
     store.close().await;
-    let store = Store::open(&path).await.unwrap();
+    let store: Store = db.reopen().await;
     let (handle, task) = AuditWriter::spawn(store.clone(), AuditWriterConfig::default());
     for i in 10..20 {
         handle.record(record(i));
@@ -107,19 +124,17 @@ async fn records_round_trip_and_chain_continues_across_writers() {
     assert_eq!(report.head_hash.as_ref().map(String::len), Some(64));
 }
 
-#[tokio::test]
-async fn empty_log_verifies() {
-    let (_dir, store, _path) = temp_store().await;
+async fn empty_log_verifies(db: &TestDb) {
+    let store = db.store.clone();
     let report = store.verify_audit().await.unwrap();
     assert!(report.is_ok());
     assert_eq!(report.records, 0);
 }
 
-#[tokio::test]
-async fn tampered_row_is_detected() {
-    let (_dir, store, path) = temp_store().await;
+async fn tampered_row_is_detected(db: &TestDb) {
+    let store = db.store.clone();
     write_records(&store, 20, AuditWriterConfig::default()).await;
-    let mut conn = raw(&path).await;
+    let mut conn = db.raw().await;
     sqlx::query(
         "UPDATE audit_log SET request_body = '{\"model\":\"m\",\"messages\":[]}' WHERE seq = 7",
     )
@@ -133,13 +148,12 @@ async fn tampered_row_is_detected() {
     assert_eq!(report.records, 7);
 }
 
-#[tokio::test]
-async fn tampered_row_with_replaced_hash_is_detected() {
-    let (_dir, store, path) = temp_store().await;
+async fn tampered_row_with_replaced_hash_is_detected(db: &TestDb) {
+    let store = db.store.clone();
     write_records(&store, 5, AuditWriterConfig::default()).await;
-    let mut conn = raw(&path).await;
+    let mut conn = db.raw().await;
     // Editing a row and overwriting its hash with something else.
-    sqlx::query("UPDATE audit_log SET status = 500, hash = ? WHERE seq = 3")
+    sqlx::query("UPDATE audit_log SET status = 500, hash = $1 WHERE seq = 3")
         .bind("ab".repeat(32))
         .execute(&mut conn)
         .await
@@ -149,11 +163,10 @@ async fn tampered_row_with_replaced_hash_is_detected() {
     assert_eq!(broken.reason, BreakReason::ContentAltered);
 }
 
-#[tokio::test]
-async fn deleted_row_is_detected() {
-    let (_dir, store, path) = temp_store().await;
+async fn deleted_row_is_detected(db: &TestDb) {
+    let store = db.store.clone();
     write_records(&store, 20, AuditWriterConfig::default()).await;
-    let mut conn = raw(&path).await;
+    let mut conn = db.raw().await;
     sqlx::query("DELETE FROM audit_log WHERE seq = 12")
         .execute(&mut conn)
         .await
@@ -163,18 +176,17 @@ async fn deleted_row_is_detected() {
     assert_eq!(broken.reason, BreakReason::Missing { expected_seq: 12 });
 }
 
-#[tokio::test]
-async fn renumbered_rows_are_detected() {
-    let (_dir, store, path) = temp_store().await;
+async fn renumbered_rows_are_detected(db: &TestDb) {
+    let store = db.store.clone();
     write_records(&store, 6, AuditWriterConfig::default()).await;
-    let mut conn = raw(&path).await;
+    let mut conn = db.raw().await;
     // Delete row 3 and close the gap by renumbering the rows after it.
     sqlx::query("DELETE FROM audit_log WHERE seq = 3")
         .execute(&mut conn)
         .await
         .unwrap();
     for seq in 4..=6 {
-        sqlx::query("UPDATE audit_log SET seq = ? WHERE seq = ?")
+        sqlx::query("UPDATE audit_log SET seq = $1 WHERE seq = $2")
             .bind(seq - 1)
             .bind(seq)
             .execute(&mut conn)
@@ -186,11 +198,10 @@ async fn renumbered_rows_are_detected() {
     assert_eq!(broken.reason, BreakReason::ContentAltered);
 }
 
-#[tokio::test]
-async fn deleted_newest_rows_are_detected() {
-    let (_dir, store, path) = temp_store().await;
+async fn deleted_newest_rows_are_detected(db: &TestDb) {
+    let store = db.store.clone();
     write_records(&store, 10, AuditWriterConfig::default()).await;
-    let mut conn = raw(&path).await;
+    let mut conn = db.raw().await;
     sqlx::query("DELETE FROM audit_log WHERE seq >= 9")
         .execute(&mut conn)
         .await
@@ -206,16 +217,16 @@ async fn deleted_newest_rows_are_detected() {
     assert_eq!(broken.reason, BreakReason::Missing { expected_seq: 9 });
 }
 
-#[tokio::test]
-async fn transient_db_failure_is_retried_without_loss() {
-    let (_dir, store, path) = temp_store().await;
+async fn transient_db_failure_is_retried_without_loss(db: &TestDb) {
+    let store = db.store.clone();
     let config = AuditWriterConfig {
         batch_size: 10,
         flush_interval: Duration::from_millis(10),
         channel_capacity: 100,
+        ..Default::default()
     };
     let (handle, task) = AuditWriter::spawn(store.clone(), config);
-    let mut conn = raw(&path).await;
+    let mut conn = db.raw().await;
     sqlx::query("ALTER TABLE audit_log RENAME TO audit_log_away")
         .execute(&mut conn)
         .await
@@ -243,16 +254,16 @@ async fn transient_db_failure_is_retried_without_loss() {
     assert!(store.verify_audit().await.unwrap().is_ok());
 }
 
-#[tokio::test]
-async fn persistent_failure_at_shutdown_is_counted_as_lost() {
-    let (_dir, store, path) = temp_store().await;
+async fn persistent_failure_at_shutdown_is_counted_as_lost(db: &TestDb) {
+    let store = db.store.clone();
     let config = AuditWriterConfig {
         batch_size: 10,
         flush_interval: Duration::from_secs(3600),
         channel_capacity: 100,
+        ..Default::default()
     };
     let (handle, task) = AuditWriter::spawn(store.clone(), config);
-    let mut conn = raw(&path).await;
+    let mut conn = db.raw().await;
     sqlx::query("DROP TABLE audit_log")
         .execute(&mut conn)
         .await
@@ -266,9 +277,8 @@ async fn persistent_failure_at_shutdown_is_counted_as_lost() {
     assert!(stats.write_errors >= 5);
 }
 
-#[tokio::test]
-async fn audit_writes_concurrent_with_key_management() {
-    let (_dir, store, _path) = temp_store().await;
+async fn audit_writes_concurrent_with_key_management(db: &TestDb) {
+    let store = db.store.clone();
     store
         .create_account(common::new_account("acct_a"))
         .await
@@ -277,6 +287,7 @@ async fn audit_writes_concurrent_with_key_management() {
         batch_size: 8,
         flush_interval: Duration::from_millis(1),
         channel_capacity: 100,
+        ..Default::default()
     };
     let (handle, task) = AuditWriter::spawn(store.clone(), config);
     let admin = {
@@ -307,13 +318,13 @@ async fn audit_writes_concurrent_with_key_management() {
     assert!(store.verify_audit().await.unwrap().is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_while_writing_has_no_false_alarms() {
-    let (_dir, store, _path) = temp_store().await;
+async fn verify_while_writing_has_no_false_alarms(db: &TestDb) {
+    let store = db.store.clone();
     let config = AuditWriterConfig {
         batch_size: 5,
         flush_interval: Duration::from_millis(1),
         channel_capacity: 100,
+        ..Default::default()
     };
     let (handle, task) = AuditWriter::spawn(store.clone(), config);
     let producer = tokio::spawn(async move {
@@ -333,4 +344,31 @@ async fn verify_while_writing_has_no_false_alarms() {
     let report = store.verify_audit().await.unwrap();
     assert!(report.is_ok());
     assert_eq!(report.records, 2000);
+}
+
+/// A client can send U+0000 (raw in the body, or JSON-escaped in the model name). PostgreSQL
+/// text cannot store it: the record is kept with U+FFFD instead, and the chain still verifies.
+async fn nul_characters_do_not_poison_a_batch(db: &TestDb) {
+    let store = db.store.clone();
+    let mut bad = record(1);
+    bad.request_body = "{\"model\":\"m\u{0}x\"}\u{0}".into();
+    bad.model = Some("m\u{0}x".into());
+    write_records(&store, 1, AuditWriterConfig::default()).await;
+    let (handle, task) = AuditWriter::spawn(store.clone(), AuditWriterConfig::default());
+    handle.record(bad.clone());
+    handle.record(record(2));
+    let stats = task.shutdown().await;
+    assert_eq!((stats.written, stats.lost), (2, 0), "{stats:?}");
+    let rows = store.read_audit(0, 10).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    let back = &rows[1].1;
+    match db.backend {
+        common::Backend::Sqlite => assert_eq!(back, &bad),
+        common::Backend::Postgres => {
+            assert_eq!(back.model.as_deref(), Some("m\u{FFFD}x"));
+            assert_eq!(back.request_body, bad.request_body.replace('\0', "\u{FFFD}"));
+        }
+    }
+    assert_eq!(rows[2].1, record(2));
+    assert!(store.verify_audit().await.unwrap().is_ok());
 }

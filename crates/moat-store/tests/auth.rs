@@ -1,19 +1,27 @@
+#[macro_use]
 mod common;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{new_account, temp_store};
+use common::{new_account, TestDb};
 use moat_store::{AuthError, KeyAuthenticator, KeySpec};
+
+on_both_backends!(
+    authenticate_outcomes,
+    ip_allowlist,
+    rotation_grace,
+    cache_ttl_and_negative_cache,
+    invalidation
+);
 
 fn ip(s: &str) -> Option<IpAddr> {
     Some(s.parse().unwrap())
 }
 
-#[tokio::test]
-async fn authenticate_outcomes() {
-    let (_dir, store, _path) = temp_store().await;
+async fn authenticate_outcomes(db: &TestDb) {
+    let store = db.store.clone();
     store.create_account(new_account("acct_a")).await.unwrap();
     let auth = KeyAuthenticator::new(store.clone(), Duration::from_secs(60));
     let now = Utc::now();
@@ -105,9 +113,8 @@ async fn authenticate_outcomes() {
     ));
 }
 
-#[tokio::test]
-async fn ip_allowlist() {
-    let (_dir, store, _path) = temp_store().await;
+async fn ip_allowlist(db: &TestDb) {
+    let store = db.store.clone();
     store.create_account(new_account("acct_a")).await.unwrap();
     let auth = KeyAuthenticator::new(store.clone(), Duration::from_secs(60));
     let now = Utc::now();
@@ -145,9 +152,8 @@ async fn ip_allowlist() {
     }
 }
 
-#[tokio::test]
-async fn rotation_grace() {
-    let (_dir, store, _path) = temp_store().await;
+async fn rotation_grace(db: &TestDb) {
+    let store = db.store.clone();
     store.create_account(new_account("acct_a")).await.unwrap();
     let auth = KeyAuthenticator::new(store.clone(), Duration::from_secs(60));
     let (old, old_token) = store
@@ -176,9 +182,8 @@ async fn rotation_grace() {
     assert!(auth.authenticate(&new_token, None, later).await.is_ok());
 }
 
-#[tokio::test]
-async fn cache_ttl_and_negative_cache() {
-    let (_dir, store, _path) = temp_store().await;
+async fn cache_ttl_and_negative_cache(db: &TestDb) {
+    let store = db.store.clone();
     store.create_account(new_account("acct_a")).await.unwrap();
     let auth = KeyAuthenticator::new(store.clone(), Duration::from_millis(200));
     let now = Utc::now();
@@ -212,4 +217,47 @@ async fn cache_ttl_and_negative_cache() {
         uncached.authenticate(&t2, None, now).await,
         Err(AuthError::Revoked)
     ));
+}
+
+async fn invalidation(db: &TestDb) {
+    let store = db.store.clone();
+    store.create_account(new_account("acct_a")).await.unwrap();
+    store.create_account(new_account("acct_b")).await.unwrap();
+    let auth = KeyAuthenticator::new(store.clone(), Duration::from_secs(3600));
+    let now = Utc::now();
+    let (ka, ta) = store
+        .create_key("acct_a", KeySpec::default())
+        .await
+        .unwrap();
+    let (_, ta2) = store
+        .create_key("acct_a", KeySpec::default())
+        .await
+        .unwrap();
+    let (_, tb) = store
+        .create_key("acct_b", KeySpec::default())
+        .await
+        .unwrap();
+    for t in [&ta, &ta2, &tb] {
+        auth.authenticate(t, None, now).await.unwrap();
+    }
+    // Revoked by "another replica": the cache still says yes until told.
+    store.revoke_key(&ka.id).await.unwrap();
+    assert!(auth.authenticate(&ta, None, now).await.is_ok());
+    auth.invalidate_key(&ka.id);
+    assert!(matches!(
+        auth.authenticate(&ta, None, now).await,
+        Err(AuthError::Revoked)
+    ));
+    // Account-wide: every key of the account is reloaded, other accounts stay cached.
+    store.set_account_disabled("acct_a", true).await.unwrap();
+    store.set_account_disabled("acct_b", true).await.unwrap();
+    auth.invalidate_account("acct_a");
+    assert!(matches!(
+        auth.authenticate(&ta2, None, now).await,
+        Err(AuthError::AccountDisabled)
+    ));
+    assert!(
+        auth.authenticate(&tb, None, now).await.is_ok(),
+        "acct_b still cached"
+    );
 }

@@ -1,12 +1,19 @@
+#[macro_use]
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use chrono::Duration;
-use common::{new_account, record, t0, temp_store};
+use common::{new_account, record, t0, TestDb};
 use moat_store::{AuditWriter, AuditWriterConfig, ExportReport, NewAccount};
 use moat_traffic::{AccountRecord, JsonlReader, TrafficRecord};
+
+on_both_backends!(
+    traffic_export_round_trip,
+    export_of_many_records_pages_correctly,
+    accounts_export
+);
 
 fn read_lines(path: &Path) -> Vec<String> {
     let file = std::fs::File::open(path).unwrap();
@@ -18,9 +25,8 @@ fn read_lines(path: &Path) -> Vec<String> {
     BufReader::new(reader).lines().map(Result::unwrap).collect()
 }
 
-#[tokio::test]
-async fn traffic_export_round_trip() {
-    let (dir, store, _path) = temp_store().await;
+async fn traffic_export_round_trip(db: &TestDb) {
+    let (dir, store) = (&db.dir, db.store.clone());
     let (handle, task) = AuditWriter::spawn(store.clone(), AuditWriterConfig::default());
     // Recorded out of arrival order (responses finish in any order): export sorts by ts.
     for i in (0..10).rev() {
@@ -124,9 +130,8 @@ async fn traffic_export_round_trip() {
     assert_eq!(contents, ["question 2", "question 3", "question 4"]);
 }
 
-#[tokio::test]
-async fn export_of_many_records_pages_correctly() {
-    let (dir, store, _path) = temp_store().await;
+async fn export_of_many_records_pages_correctly(db: &TestDb) {
+    let (dir, store) = (&db.dir, db.store.clone());
     let (handle, task) = AuditWriter::spawn(store.clone(), AuditWriterConfig::default());
     // Several records share each timestamp, spanning more than one export page.
     for i in 0..4500u64 {
@@ -146,9 +151,8 @@ async fn export_of_many_records_pages_correctly() {
     }
 }
 
-#[tokio::test]
-async fn accounts_export() {
-    let (dir, store, _path) = temp_store().await;
+async fn accounts_export(db: &TestDb) {
+    let (dir, store) = (&db.dir, db.store.clone());
     store
         .create_account(NewAccount {
             verified: true,

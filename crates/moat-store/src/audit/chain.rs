@@ -25,11 +25,12 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::crypto::AuditKeyring;
 use super::AuditRecord;
+use crate::db::get_bool;
 use crate::time::{from_us, to_us};
 use crate::StoreError;
 
@@ -233,7 +234,20 @@ fn unseal_plaintext(b: &[u8]) -> Option<(String, Option<String>)> {
 impl AuditRow {
     /// The stored form of `rec` at position `seq` (chain format 2), sealed under the active key
     /// of `keys` when there is one. Counters above `i64::MAX` saturate.
+    #[cfg(test)]
     pub fn from_record(seq: i64, rec: &AuditRecord, keys: Option<&AuditKeyring>) -> AuditRow {
+        let decision = rec.decision.as_ref().map(|d| d.to_string());
+        AuditRow::from_parts(seq, rec, decision, keys)
+    }
+
+    /// Like `from_record`, with the decision given as its exact JSON text (the
+    /// record's own `decision` is ignored).
+    pub fn from_parts(
+        seq: i64,
+        rec: &AuditRecord,
+        decision: Option<String>,
+        keys: Option<&AuditKeyring>,
+    ) -> AuditRow {
         let mut salt = [0u8; SALT_LEN];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
         let request_digest = body_digest(&salt, &rec.request_body);
@@ -264,7 +278,7 @@ impl AuditRow {
                 output_tokens: sat_i64(rec.output_tokens),
                 latency_ms: sat_i64(rec.latency_ms),
                 error: rec.error.clone(),
-                decision: rec.decision.as_ref().map(|d| d.to_string()),
+                decision,
                 bodies: ChainBodies::Digests {
                     request_digest,
                     response_digest,
@@ -370,7 +384,7 @@ impl AuditRow {
     }
 
     /// Read a row selected with [`ROW_COLUMNS`].
-    pub fn from_sql(row: &SqliteRow) -> Result<AuditRow, StoreError> {
+    pub fn from_sql(row: &AnyRow) -> Result<AuditRow, StoreError> {
         let c = |e: sqlx::Error| StoreError::Corrupt {
             table: "audit_log",
             reason: e.to_string(),
@@ -423,7 +437,7 @@ impl AuditRow {
                 user_agent: row.try_get("user_agent").map_err(c)?,
                 api: row.try_get("api").map_err(c)?,
                 model: row.try_get("model").map_err(c)?,
-                stream: row.try_get("stream").map_err(c)?,
+                stream: get_bool(row, "stream").map_err(c)?,
                 status: row.try_get("status").map_err(c)?,
                 finish_reason: row.try_get("finish_reason").map_err(c)?,
                 input_tokens: row.try_get("input_tokens").map_err(c)?,

@@ -23,6 +23,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::db::Timed;
 use crate::error::DbContext;
 use crate::time::{from_us, to_us};
 use crate::{Store, StoreError};
@@ -150,15 +151,17 @@ impl Store {
     pub async fn audit_log_id(&self) -> Result<String, StoreError> {
         let mut id = [0u8; 8];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
-        sqlx::query("INSERT OR IGNORE INTO audit_log_id (id, log_id) VALUES (1, ?)")
-            .bind(format!("log_{}", hex::encode(id)))
-            .execute(self.pool())
-            .await
-            .db("creating the audit log id")?;
+        sqlx::query(
+            "INSERT INTO audit_log_id (id, log_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(format!("log_{}", hex::encode(id)))
+        .execute(self.pool())
+        .timed(self, "creating the audit log id")
+        .await?;
         sqlx::query("SELECT log_id FROM audit_log_id WHERE id = 1")
             .fetch_one(self.pool())
-            .await
-            .db("reading the audit log id")?
+            .timed(self, "reading the audit log id")
+            .await?
             .try_get(0)
             .db("reading the audit log id")
     }
@@ -189,7 +192,7 @@ impl Store {
             .unwrap_or_default();
         sqlx::query(
             "INSERT INTO audit_checkpoints (log_id, seq, head_hash, ts_us, public_key, signature) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&cp.log_id)
         .bind(cp.seq)
@@ -198,8 +201,8 @@ impl Store {
         .bind(&cp.public_key)
         .bind(&cp.signature)
         .execute(self.pool())
-        .await
-        .db("storing checkpoint")?;
+        .timed(self, "storing checkpoint")
+        .await?;
         Ok(cp)
     }
 
@@ -210,8 +213,8 @@ impl Store {
              FROM audit_checkpoints ORDER BY id",
         )
         .fetch_all(self.pool())
-        .await
-        .db("reading checkpoints")?;
+        .timed(self, "reading checkpoints")
+        .await?;
         rows.iter()
             .map(|r| {
                 let ts: i64 = r.try_get("ts_us").db("reading checkpoints")?;
@@ -279,7 +282,7 @@ mod tests {
             }
             let hash = row.hash(&prev);
             sqlx::query(
-                "UPDATE audit_log SET output_tokens = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                "UPDATE audit_log SET output_tokens = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
             )
             .bind(row.chain.output_tokens)
             .bind(hex::encode(prev))
@@ -290,7 +293,7 @@ mod tests {
             .unwrap();
             prev = hash;
         }
-        sqlx::query("UPDATE audit_head SET hash = ?")
+        sqlx::query("UPDATE audit_head SET hash = $1")
             .bind(hex::encode(prev))
             .execute(store.pool())
             .await

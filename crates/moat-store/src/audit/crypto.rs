@@ -183,6 +183,54 @@ impl AuditKeyring {
     }
 }
 
+impl AuditKeyring {
+    /// Seal an arbitrary blob under the active key, bound to `ad` (the audit spool uses it);
+    /// `None` when no key is active. Returns (key id, nonce, ciphertext).
+    pub(crate) fn seal_blob(
+        &self,
+        ad: &[u8],
+        plaintext: &[u8],
+    ) -> Option<(String, Vec<u8>, Vec<u8>)> {
+        let id = self.active.as_ref()?;
+        let cipher = self.keys.get(id)?;
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ct = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: ad,
+                },
+            )
+            .ok()?;
+        Some((id.clone(), nonce.to_vec(), ct))
+    }
+
+    /// Open a blob sealed by [`AuditKeyring::seal_blob`]; the error says why (never any key
+    /// material).
+    pub(crate) fn open_blob(
+        &self,
+        key_id: &str,
+        ad: &[u8],
+        nonce: &[u8],
+        ct: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let cipher = self
+            .keys
+            .get(key_id)
+            .ok_or_else(|| format!("key {key_id:?} is not configured"))?;
+        if nonce.len() != NONCE_LEN {
+            return Err(format!("nonce has {} bytes, not {NONCE_LEN}", nonce.len()));
+        }
+        cipher
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: ad })
+            .map_err(|_| {
+                format!("decryption with key {key_id:?} failed (wrong key or altered data)")
+            })
+    }
+}
+
 fn associated_data(seq: i64, key_id: &str, (req, resp): (&str, Option<&str>)) -> Vec<u8> {
     let mut ad = Vec::with_capacity(AD_DOMAIN.len() + 8 + key_id.len() + 140);
     ad.extend_from_slice(AD_DOMAIN);

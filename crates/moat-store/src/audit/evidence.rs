@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::chain::{AuditRow, ChainRow, ROW_COLUMNS};
+use crate::db::Timed;
 use crate::error::DbContext;
 use crate::{Store, StoreError};
 
@@ -62,15 +63,16 @@ pub struct ChainSpan {
 impl Store {
     /// Accounts seen with a detection decision naming cluster `cluster`.
     pub async fn audit_cluster_accounts(&self, cluster: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT DISTINCT account_id FROM audit_log \
-             WHERE account_id IS NOT NULL AND json_extract(decision, '$.cluster') = ? \
+             WHERE account_id IS NOT NULL AND decision IS NOT NULL AND {} = $1 \
              ORDER BY account_id",
-        )
+            self.dialect().json_field("decision", "cluster")
+        ))
         .bind(cluster)
         .fetch_all(self.pool())
-        .await
-        .db("finding cluster accounts")?;
+        .timed(self, "finding cluster accounts")
+        .await?;
         rows.iter()
             .map(|r| r.try_get(0).db("finding cluster accounts"))
             .collect()
@@ -87,14 +89,14 @@ impl Store {
         for a in accounts {
             let r = sqlx::query(
                 "SELECT MIN(seq), MAX(seq) FROM audit_log \
-                 WHERE account_id = ? AND ts_us >= ? AND ts_us < ?",
+                 WHERE account_id = $1 AND ts_us >= $2 AND ts_us < $3",
             )
             .bind(a)
             .bind(since_us)
             .bind(until_us)
             .fetch_one(self.pool())
-            .await
-            .db("finding evidence range")?;
+            .timed(self, "finding evidence range")
+            .await?;
             let lo: Option<i64> = r.try_get(0).db("finding evidence range")?;
             let hi: Option<i64> = r.try_get(1).db("finding evidence range")?;
             if let (Some(lo), Some(hi)) = (lo, hi) {
@@ -113,19 +115,19 @@ impl Store {
         include: impl Fn(&ChainRow) -> bool,
     ) -> Result<ChainSpan, StoreError> {
         let mut span = ChainSpan::default();
-        let mut tx = self.pool().begin().await.db("reading audit span")?;
+        let mut tx = self.begin_snapshot("reading audit span").await?;
         let mut after = first_seq - 1;
         while after < last_seq {
             let rows = sqlx::query(&format!(
                 "SELECT {ROW_COLUMNS}, prev_hash, hash FROM audit_log \
-                 WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?"
+                 WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
             ))
             .bind(after)
             .bind(last_seq)
             .bind(PAGE)
             .fetch_all(&mut *tx)
-            .await
-            .db("reading audit span")?;
+            .timed(self, "reading audit span")
+            .await?;
             if rows.is_empty() {
                 break;
             }
@@ -159,7 +161,7 @@ impl Store {
                 })));
             }
         }
-        tx.rollback().await.db("reading audit span")?;
+        tx.rollback().timed(self, "reading audit span").await?;
         Ok(span)
     }
 }

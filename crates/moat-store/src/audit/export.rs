@@ -24,6 +24,7 @@ use sqlx::Row;
 
 use super::chain::{AuditRow, ROW_COLUMNS};
 use super::AuditRecord;
+use crate::db::Timed;
 use crate::error::DbContext;
 use crate::time::to_us;
 use crate::{Store, StoreError};
@@ -105,13 +106,13 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<(i64, AuditRecord)>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {ROW_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
+            "SELECT {ROW_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
         ))
         .bind(after_seq)
         .bind(i64::from(limit))
         .fetch_all(self.pool())
-        .await
-        .db("reading audit log")?;
+        .timed(self, "reading audit log")
+        .await?;
         rows.iter()
             .map(|r| {
                 let row = AuditRow::from_sql(r)?;
@@ -124,8 +125,8 @@ impl Store {
     pub async fn audit_count(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit_log")
             .fetch_one(self.pool())
-            .await
-            .db("counting audit records")?
+            .timed(self, "counting audit records")
+            .await?
             .try_get(0)
             .db("counting audit records")?;
         Ok(u64::try_from(n).unwrap_or(0))
@@ -158,18 +159,17 @@ impl Store {
         loop {
             let rows = sqlx::query(&format!(
                 "SELECT {ROW_COLUMNS} FROM audit_log \
-                 WHERE ts_us >= ? AND ts_us < ? AND (ts_us > ? OR (ts_us = ? AND seq > ?)) \
-                 ORDER BY ts_us, seq LIMIT ?"
+                 WHERE ts_us >= $1 AND ts_us < $2 AND (ts_us, seq) > ($3, $4) \
+                 ORDER BY ts_us, seq LIMIT $5"
             ))
             .bind(since_us)
             .bind(until_us)
             .bind(cursor_ts)
-            .bind(cursor_ts)
             .bind(cursor_seq)
             .bind(PAGE)
             .fetch_all(self.pool())
-            .await
-            .db("reading audit log for export")?;
+            .timed(self, "reading audit log for export")
+            .await?;
             if rows.is_empty() {
                 break;
             }

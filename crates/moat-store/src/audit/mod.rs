@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod crypto;
 pub mod evidence;
 pub mod export;
+pub(crate) mod spool;
 pub mod verify;
 pub mod writer;
 
@@ -49,4 +50,25 @@ pub struct AuditRecord {
     pub error: Option<String>,
     /// Detection decision, if any.
     pub decision: Option<serde_json::Value>,
+}
+
+/// A record on its way to the chain: the record (its `decision` unused) and the decision as
+/// the exact JSON text that will be stored and hashed. Carrying the text rather than a
+/// `serde_json::Value` keeps a spooled record byte-identical to the one that would have been
+/// written directly (a float parsed back from JSON is not guaranteed to be the same float).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Pending {
+    /// The record, with `decision` set to `None`.
+    #[serde(flatten)]
+    pub rec: AuditRecord,
+    /// `decision` as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_json: Option<String>,
+}
+
+impl From<AuditRecord> for Pending {
+    fn from(mut rec: AuditRecord) -> Pending {
+        let decision_json = rec.decision.take().map(|d| d.to_string());
+        Pending { rec, decision_json }
+    }
 }

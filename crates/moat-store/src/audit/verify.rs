@@ -7,6 +7,7 @@ use sqlx::Row;
 use super::chain::{decode_hash, AuditRow, ChainBodies, GENESIS, ROW_COLUMNS};
 use super::checkpoint::Checkpoint;
 use super::crypto::AuditKeyring;
+use crate::db::Timed;
 use crate::error::DbContext;
 use crate::{Store, StoreError};
 
@@ -130,24 +131,20 @@ impl Store {
             at_seq.entry(cp.seq).or_default().push(cp);
         }
         // One read transaction: a consistent snapshot even while the writer appends.
-        let mut tx = self
-            .pool()
-            .begin()
-            .await
-            .db("starting audit verification")?;
+        let mut tx = self.begin_snapshot("starting audit verification").await?;
         let mut expected_seq = 1i64;
         let mut prev = GENESIS;
         let mut after = 0i64;
         'pages: loop {
             let rows = sqlx::query(&format!(
                 "SELECT {ROW_COLUMNS}, prev_hash, hash FROM audit_log \
-                 WHERE seq > ? ORDER BY seq LIMIT ?"
+                 WHERE seq > $1 ORDER BY seq LIMIT $2"
             ))
             .bind(after)
             .bind(PAGE)
             .fetch_all(&mut *tx)
-            .await
-            .db("reading audit log")?;
+            .timed(self, "reading audit log")
+            .await?;
             if rows.is_empty() {
                 break;
             }
@@ -174,7 +171,7 @@ impl Store {
             }
         }
         if report.broken.is_none() {
-            report.broken = check_head(&mut tx, expected_seq - 1, &prev).await?;
+            report.broken = check_head(self, &mut tx, expected_seq - 1, &prev).await?;
         }
         if report.broken.is_none() {
             if let Some((&seq, _)) = at_seq.range(expected_seq..).next() {
@@ -187,7 +184,9 @@ impl Store {
                 });
             }
         }
-        tx.rollback().await.db("ending audit verification")?;
+        tx.rollback()
+            .timed(self, "ending audit verification")
+            .await?;
         if report.records > 0 {
             report.head_hash = Some(hex::encode(prev));
         }
@@ -197,14 +196,15 @@ impl Store {
 
 /// Compare the recorded chain head with the last verified row.
 async fn check_head(
-    tx: &mut sqlx::SqliteConnection,
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
     last_seq: i64,
     last_hash: &[u8; 32],
 ) -> Result<Option<BrokenLink>, StoreError> {
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_optional(&mut *tx)
-        .await
-        .db("reading audit head")?;
+        .timed(store, "reading audit head")
+        .await?;
     let Some(head) = head else {
         return Ok((last_seq > 0).then_some(BrokenLink {
             seq: last_seq,
@@ -240,7 +240,7 @@ fn check_checkpoints(cps: Option<&Vec<&Checkpoint>>, hash: &[u8; 32]) -> Result<
 /// whether the body was checked (`Some(true)`), could not be for lack of its key
 /// (`Some(false)`), or has nothing to check (format 1, `None`).
 fn check_row(
-    row: &sqlx::sqlite::SqliteRow,
+    row: &sqlx::any::AnyRow,
     seq: i64,
     expected_seq: i64,
     prev: &mut [u8; 32],
@@ -345,7 +345,7 @@ mod tests {
         let stored = AuditRow::from_sql(&stored).unwrap();
         row.chain.bodies = stored.chain.bodies;
         let hash = row.hash(&decode_hash(&prev).unwrap());
-        sqlx::query("UPDATE audit_log SET status = 403, hash = ? WHERE seq = 2")
+        sqlx::query("UPDATE audit_log SET status = 403, hash = $1 WHERE seq = 2")
             .bind(hex::encode(hash))
             .execute(store.pool())
             .await
@@ -377,7 +377,7 @@ mod tests {
                 "INSERT INTO audit_log (seq, ts_us, account_id, key_id, ip, user_agent, api, model, \
                  stream, request_body, status, finish_reason, input_tokens, output_tokens, \
                  response_text, latency_ms, error, decision, prev_hash, hash) \
-                 VALUES (?, ?, ?, NULL, ?, ?, ?, NULL, 0, ?, 200, NULL, 1, 2, NULL, 3, NULL, NULL, ?, ?)",
+                 VALUES ($1, $2, $3, NULL, $4, $5, $6, NULL, 0, $7, 200, NULL, 1, 2, NULL, 3, NULL, NULL, $8, $9)",
             )
             .bind(seq)
             .bind(row.ts_us)
@@ -393,7 +393,7 @@ mod tests {
             .unwrap();
             prev = hash;
         }
-        sqlx::query("INSERT INTO audit_head (id, seq, hash) VALUES (1, 3, ?)")
+        sqlx::query("INSERT INTO audit_head (id, seq, hash) VALUES (1, 3, $1)")
             .bind(hex::encode(prev))
             .execute(store.pool())
             .await

@@ -176,9 +176,13 @@ def same(a: dict, b: dict) -> bool:
 
 
 def test_quota_is_exact_across_two_replicas(topology):
-    a = topology.replica("gw-a")
-    b = topology.replica("gw-b")
-    key = a.account_with_key("acct_quota", account_flags=("--rpm", "50"))
+    # fail-closed with a generous deadline: a slow Redis refuses (503) instead of admitting
+    # uncounted requests, so the quota can never be overshot
+    limits = {"on_error": "closed", "timeout": "5s"}
+    a = topology.replica("gw-a", limits=limits)
+    b = topology.replica("gw-b", limits=limits)
+    acct = f"acct_quota_{uuid.uuid4().hex[:8]}"  # Redis state outlives the test's database
+    key = a.account_with_key(acct, account_flags=("--rpm", "50"))
 
     def one(i: int) -> int:
         g = (a, b)[i % 2]
@@ -187,13 +191,19 @@ def test_quota_is_exact_across_two_replicas(topology):
                        json={"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": f"hi {i}"}]})
         return r.status_code
 
+    t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=50) as pool:
         codes = list(pool.map(one, range(200)))
-    assert codes.count(200) == 50, codes
-    assert codes.count(429) == 150
+    elapsed = time.monotonic() - t0
+    # the bucket refills 50 per 60 s: requests that arrive later in the burst may use what
+    # refilled meanwhile (floor(elapsed * 50 / 60)); nothing else may pass
+    refill = int(elapsed * 50 / 60)
+    ok = codes.count(200)
+    assert 50 <= ok <= 50 + refill, (ok, elapsed, codes)
+    assert codes.count(429) == 200 - ok, codes
     # every exchange of both replicas is in the one chain, which verifies
     deadline = time.monotonic() + 10
-    while int(psql("SELECT count(*) FROM audit_log WHERE account_id = 'acct_quota'", topology.pg_url)) < 200:
+    while int(psql(f"SELECT count(*) FROM audit_log WHERE account_id = '{acct}'", topology.pg_url)) < 200:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert a.cli("audit", "verify").returncode == 0
@@ -283,61 +293,35 @@ def _ms(ts: str) -> int:
     return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-async def _first_restrictive_verdict(bus: dict, account: str, timeout: float) -> float | None:
-    import nats
-
-    nc = await nats.connect(NATS_URL)
-    kv = await nc.jetstream().key_value(bus["verdict_bucket"])
-    watcher = await kv.watch(account)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            try:
-                e = await watcher.updates(timeout=max(0.05, deadline - time.monotonic()))
-            except Exception:  # noqa: BLE001 - timeout
-                continue
-            if e is None or e.value is None:
-                continue
-            v = json.loads(e.value)
-            if v["action"] in ("degrade", "challenge", "block"):
-                return time.monotonic()
-    finally:
-        await nc.close()
-    return None
-
-
 def test_worker_verdicts_reach_every_replica_within_a_second(topology):
-    a = topology.replica("gw-a")
-    b = topology.replica("gw-b")
-    topology.worker(0, 2)
-    topology.worker(1, 2)
+    # one account alone (no cluster) reaches risk ≈ 0.5 within the 60 requests below
+    lower = {"detect": {"degrade_at": 0.4}}
+    a = topology.replica("gw-a", extra=lower)
+    b = topology.replica("gw-b", extra=lower)
+    decisions = [topology.worker(0, 2), topology.worker(1, 2)]
     attacker = "acct_solo"
     key = a.account_with_key(attacker)
     # all of the harvest goes to replica A: B's own engine never sees it
-    import threading
-
-    seen: dict = {}
-    t = threading.Thread(target=lambda: seen.setdefault(
-        "t", asyncio.run(_first_restrictive_verdict(topology.bus, attacker, 60))))
-    t.start()
-    time.sleep(0.5)
     for i in range(60):
         chat(a, key, f"Q{i}: {QUESTIONS[i % len(QUESTIONS)]}", model="think-long-300", system=COT_SYSTEM,
              max_tokens=4000)
-    t.join()
-    assert seen.get("t"), "no restrictive verdict was published"
-    # the verdict is installed in B (it counts verdicts it applied) well within a second
-    base = 0
-    deadline = seen["t"] + 1.0
+    deadline = time.monotonic() + 20
+    while sum(len(read_jsonl(d)) for d in decisions if d.exists()) < 60:
+        assert time.monotonic() < deadline, "the workers did not decide every exchange"
+        time.sleep(0.1)
+    worker = [w for d in decisions if d.exists() for w in read_jsonl(d)]
+    assert any(w["action"] == "degrade" for w in worker), worker[-1]
+    # B installed the worker's verdicts on the account, each within a second of its publication
+    deadline = time.monotonic() + 5
     while True:
-        h = httpx.get(b.url + "/healthz", timeout=5).json()
-        base = h["checks"]["bus"]["verdicts_applied"]
-        if base > 0:
+        h = httpx.get(b.url + "/healthz", timeout=5).json()["checks"]["bus"]
+        last = h["last_verdict"]
+        if last and last["account"] == attacker and h["verdicts_applied"] >= 2:
             break
         assert time.monotonic() < deadline, h
-        time.sleep(0.01)
-    applied_after = time.monotonic() - seen["t"]
-    assert applied_after < 1.0, applied_after
+        time.sleep(0.05)
+    lag_ms = last["applied_ms"] - last["published_ms"]
+    assert 0 <= lag_ms < 1000, last
     # and B now degrades the account's reasoning requests: no reasoning in its answers
     answer = chat(b, key, "Q: " + QUESTIONS[0], model="think-demo", system=COT_SYSTEM, max_tokens=4000)
     assert MARK not in answer
@@ -423,7 +407,8 @@ def test_redis_outage_fails_as_configured_and_loses_nothing(topology, private_re
     a = topology.replica("gw-a", limits={"redis_url": private_redis.url, "on_error": "open", "timeout": "50ms"})
     b = topology.replica("gw-b", limits={"redis_url": private_redis.url, "on_error": "closed", "timeout": "50ms"})
     decisions = topology.worker(0, 1)
-    key = a.account_with_key("acct_outage", account_flags=("--rpm", "1000"))
+    acct = f"acct_outage_{uuid.uuid4().hex[:8]}"
+    key = a.account_with_key(acct, account_flags=("--rpm", "1000"))
     sent = 0
 
     def post(g):
@@ -455,9 +440,9 @@ def test_redis_outage_fails_as_configured_and_loses_nothing(topology, private_re
     # nothing lost: every exchange (refused ones included) is in the audit chain and was
     # decided by the worker
     deadline = time.monotonic() + 10
-    while int(psql("SELECT count(*) FROM audit_log WHERE account_id = 'acct_outage'", topology.pg_url)) < sent:
+    while int(psql(f"SELECT count(*) FROM audit_log WHERE account_id = '{acct}'", topology.pg_url)) < sent:
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    assert int(psql("SELECT count(*) FROM audit_log WHERE account_id = 'acct_outage'", topology.pg_url)) == sent
+    assert int(psql(f"SELECT count(*) FROM audit_log WHERE account_id = '{acct}'", topology.pg_url)) == sent
     assert a.cli("audit", "verify").returncode == 0
-    assert len([w for w in wait_lines(decisions, sent) if w["account"] == "acct_outage"]) == sent
+    assert len([w for w in wait_lines(decisions, sent) if w["account"] == acct]) == sent

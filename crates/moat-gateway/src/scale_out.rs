@@ -32,6 +32,18 @@ pub struct ScaleOut {
     publisher: EventPublisher,
     control: Control,
     verdicts_applied: std::sync::atomic::AtomicU64,
+    last_verdict: parking_lot::Mutex<Option<VerdictLag>>,
+}
+
+/// When the newest verdict was published by its worker and installed here.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VerdictLag {
+    /// The account.
+    pub account: String,
+    /// The worker's wall clock when it published the verdict, ms since the epoch.
+    pub published_ms: i64,
+    /// This replica's wall clock when it installed it, ms since the epoch.
+    pub applied_ms: i64,
 }
 
 impl ScaleOut {
@@ -45,6 +57,7 @@ impl ScaleOut {
             control: Control::new(bus.clone()),
             bus,
             verdicts_applied: Default::default(),
+            last_verdict: Default::default(),
         })
     }
 
@@ -86,6 +99,25 @@ impl ScaleOut {
     pub fn verdicts_applied(&self) -> u64 {
         self.verdicts_applied
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The newest verdict installed: its account, and when it was published and applied.
+    pub fn last_verdict(&self) -> Option<VerdictLag> {
+        self.last_verdict.lock().clone()
+    }
+
+    fn applied(&self, account: &str, published_ms: i64) {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.verdicts_applied
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!("moat_worker_verdicts_applied_total").increment(1);
+        metrics::histogram!("moat_worker_verdict_lag_seconds")
+            .record((now - published_ms).max(0) as f64 / 1000.0);
+        *self.last_verdict.lock() = Some(VerdictLag {
+            account: account.to_string(),
+            published_ms,
+            applied_ms: now,
+        });
     }
 
     /// Starts the control-message and verdict watchers for `gw` (they hold a weak reference
@@ -131,11 +163,8 @@ impl ScaleOut {
                             if let Some(i) = &gw.inspector {
                                 i.set_external(&v.account, Some(v.view));
                                 if let Some(so) = &gw.scale_out {
-                                    so.verdicts_applied
-                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    so.applied(&v.account, v.updated_ms);
                                 }
-                                metrics::counter!("moat_worker_verdicts_applied_total")
-                                    .increment(1);
                             }
                         }
                         Ok((key, None)) => {

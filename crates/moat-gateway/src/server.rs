@@ -7,10 +7,13 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use axum_server::{accept::NoDelayAcceptor, tls_rustls::RustlsAcceptor, Handle};
 use moat_limits::{InMemoryLimiter, Limiter, RedisLimiter, RedisLimiterConfig};
-use moat_store::{AuditWriter, AuditWriterConfig, AuditWriterTask, KeyAuthenticator, Store};
+use moat_store::{
+    AuditWriter, AuditWriterConfig, AuditWriterTask, KeyAuthenticator, Store, StoreFaultPolicy,
+    StoreOptions,
+};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, LimiterBackend, UpstreamTarget};
+use crate::config::{Config, LimiterBackend, StoreOnError, UpstreamTarget};
 use crate::detection::DetectionInspector;
 use crate::gateway::{Gateway, Upstream};
 use crate::inspect::RequestInspector;
@@ -57,13 +60,26 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
     crate::metrics::install();
     let config = Arc::new(config);
     let store_path = config.store.display();
-    let mut store = Store::open(&config.store.location())
-        .await
-        .with_context(|| format!("opening store {store_path}"))?;
+    let mut store = Store::open_with(
+        &config.store.location(),
+        StoreOptions {
+            acquire_timeout: config.store.timeout,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("opening store {store_path}"))?;
     if let Some(enc) = &config.audit.encryption {
         store = store.with_audit_keys(enc.load_keyring().context("[audit.encryption]")?);
     }
-    let auth = KeyAuthenticator::new(store.clone(), config.auth.cache_ttl);
+    let auth = KeyAuthenticator::with_policy(
+        store.clone(),
+        config.auth.cache_ttl,
+        match config.store.on_error {
+            StoreOnError::ServeStale => StoreFaultPolicy::ServeStale,
+            StoreOnError::FailClosed => StoreFaultPolicy::FailClosed,
+        },
+    );
     let (limiter, redis_limiter) = limiter(&config, opts.limiter)?;
     let scale_out = match &config.bus {
         Some(b) => Some(
@@ -112,7 +128,8 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
             batch_size: config.audit.batch,
             flush_interval: config.audit.flush_interval,
             channel_capacity: config.audit.queue,
-            ..Default::default()
+            spool_dir: config.audit.spool_dir.clone(),
+            ..AuditWriterConfig::default()
         },
     );
     let gateway = Arc::new(Gateway {

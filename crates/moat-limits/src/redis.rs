@@ -163,8 +163,15 @@ pub struct RedisLimiter {
     gen_seed: u64,
     gen_counter: AtomicU64,
     errors: AtomicU64,
-    /// Whether the last call got its answer in time.
-    last_ok: std::sync::atomic::AtomicBool,
+    /// Whether Redis answers (see [`RedisLimiter::is_healthy`]).
+    health: Arc<Health>,
+}
+
+/// Whether Redis answers, and whether a probe is checking for its return.
+#[derive(Debug)]
+struct Health {
+    ok: std::sync::atomic::AtomicBool,
+    probing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RedisLimiter {
@@ -238,7 +245,10 @@ impl RedisLimiter {
             gen_seed: seed,
             gen_counter: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            last_ok: std::sync::atomic::AtomicBool::new(true),
+            health: Arc::new(Health {
+                ok: std::sync::atomic::AtomicBool::new(true),
+                probing: std::sync::atomic::AtomicBool::new(false),
+            }),
         })
     }
 
@@ -293,13 +303,42 @@ impl RedisLimiter {
         (mix(z) >> 12) | 1
     }
 
-    /// Whether the last call got an answer from Redis in time (for health reports).
+    /// After a fault: one background task PINGs Redis every 250 ms until it answers, then
+    /// marks the limiter healthy again, so health reports recover without waiting for traffic.
+    fn probe(&self) {
+        if self.health.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.health.probing.store(false, Ordering::Release);
+            return;
+        };
+        let health = self.health.clone();
+        let mut conn = self.conn.clone();
+        let timeout = self.timeout.max(Duration::from_millis(100));
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let cmd = redis::cmd("PING");
+                let ping = cmd.query_async::<String>(&mut conn);
+                if let Ok(Ok(_)) = tokio::time::timeout(timeout, ping).await {
+                    health.ok.store(true, Ordering::Relaxed);
+                    break;
+                }
+            }
+            health.probing.store(false, Ordering::Release);
+        });
+    }
+
+    /// Whether Redis answers: the last call got its answer in time, or a probe since the last
+    /// fault did (for health reports).
     pub fn is_healthy(&self) -> bool {
-        self.last_ok.load(Ordering::Relaxed)
+        self.health.ok.load(Ordering::Relaxed)
     }
 
     fn record_fault(&self, op: &'static str, fault: &Fault) {
-        self.last_ok.store(false, Ordering::Relaxed);
+        self.health.ok.store(false, Ordering::Relaxed);
+        self.probe();
         self.errors.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(ERRORS_METRIC, "op" => op, "cause" => fault.cause()).increment(1);
     }
@@ -339,7 +378,7 @@ impl RedisLimiter {
         };
         match answer {
             Ok(Ok(v)) => {
-                self.last_ok.store(true, Ordering::Relaxed);
+                self.health.ok.store(true, Ordering::Relaxed);
                 Ok(v)
             }
             // a Redis error, or the task died (runtime shutting down)

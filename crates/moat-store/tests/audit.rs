@@ -366,7 +366,10 @@ async fn nul_characters_do_not_poison_a_batch(db: &TestDb) {
         common::Backend::Sqlite => assert_eq!(back, &bad),
         common::Backend::Postgres => {
             assert_eq!(back.model.as_deref(), Some("m\u{FFFD}x"));
-            assert_eq!(back.request_body, bad.request_body.replace('\0', "\u{FFFD}"));
+            assert_eq!(
+                back.request_body,
+                bad.request_body.replace('\0', "\u{FFFD}")
+            );
         }
     }
     assert_eq!(rows[2].1, record(2));

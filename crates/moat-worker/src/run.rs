@@ -133,7 +133,6 @@ pub async fn run(
     let mut core = DetectorCore::new(opts.index, opts.detect.clone());
     let mut reorder = Reorder::new(opts.hold.as_micros() as i64);
     let mut stats = WorkerStats::default();
-    let mut caught_up = false;
     let mut links_dirty = false;
     let mut ticks: u64 = 0;
     let mut tick = tokio::time::interval(opts.publish_every.max(Duration::from_millis(10)));
@@ -200,7 +199,7 @@ pub async fn run(
             }
             _ = tick.tick() => {
                 ticks += 1;
-                caught_up = feed.caught_up();
+                let caught_up = feed.caught_up();
                 let now_us = chrono::Utc::now().timestamp_micros();
                 let wm = reorder.watermark(caught_up.then_some(now_us));
                 while let Some(ev) = reorder.pop_ready(wm) {

@@ -38,7 +38,7 @@ pub(crate) async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
     let (location, shown) = match &cli.db {
         Some(db) => {
             let s = db.to_string_lossy().into_owned();
-            let shown = moat_gateway::config::redact_url(&s);
+            let shown = moat_store::redact_url(&s);
             (s, shown)
         }
         None => {

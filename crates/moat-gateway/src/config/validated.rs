@@ -197,23 +197,11 @@ impl StoreConfig {
     /// The location for logs: the file, or the PostgreSQL URL without its password.
     pub fn display(&self) -> String {
         match &self.backend {
-            super::scale_out::StoreBackend::Postgres { url } => redact_url(url.expose()),
+            super::scale_out::StoreBackend::Postgres { url } => {
+                moat_store::redact_url(url.expose())
+            }
             super::scale_out::StoreBackend::Sqlite => self.path.display().to_string(),
         }
-    }
-}
-
-/// `scheme://user:secret@host/…` → `scheme://user:***@host/…`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
     }
 }
 

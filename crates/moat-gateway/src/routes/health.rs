@@ -33,7 +33,12 @@ pub async fn healthz(State(gw): State<Arc<Gateway>>) -> Response {
 pub fn health_report(gw: &Gateway) -> serde_json::Value {
     let mut degraded: Vec<&str> = Vec::new();
     let a = gw.audit.stats();
-    let audit_ok = a.lost == 0 && a.queued < 10 * gw.config.audit.queue as u64;
+    let h = gw.audit.health();
+    if !h.store_ok {
+        degraded.push("store");
+    }
+    let audit_ok =
+        h.dropped == 0 && h.spooled_pending == 0 && h.queued < 10 * gw.config.audit.queue as u64;
     if !audit_ok {
         degraded.push("audit");
     }
@@ -55,11 +60,15 @@ pub fn health_report(gw: &Gateway) -> serde_json::Value {
             degraded.push("bus");
         }
         serde_json::json!({"ok": ok, "replica": so.replica(), "publisher": h,
-                           "verdicts_applied": so.verdicts_applied()})
+                           "verdicts_applied": so.verdicts_applied(),
+            "last_verdict": so.last_verdict()})
     });
     let mut checks = serde_json::json!({
+        "store": {"ok": h.store_ok, "backend": gw.store.backend_name(),
+                  "stale_keys_served": gw.auth.stale_served()},
         "audit": {"ok": audit_ok, "queued": a.queued, "written": a.written,
-                  "write_errors": a.write_errors, "lost": a.lost},
+                  "write_errors": a.write_errors, "lost": a.lost, "spool": h.spool_enabled,
+                  "spooled_pending": h.spooled_pending},
         "limiter": limiter,
     });
     if let Some(b) = bus {

@@ -65,7 +65,11 @@ def test_tls_termination_and_https_upstream(make_gateway, cert):
 
 
 def test_healthz_and_metrics(gw, key):
-    assert httpx.get(gw.url + "/healthz").json() == {"status": "ok"}
+    h = httpx.get(gw.url + "/healthz").json()
+    assert h["status"] == "ok" and h["degraded"] == [], h
+    assert h["checks"]["store"] == {"ok": True, "backend": "sqlite", "stale_keys_served": 0}
+    assert h["checks"]["limiter"] == {"backend": "memory", "ok": True}
+    assert "bus" not in h["checks"]  # one process: no [bus]
     assert httpx.get(gw.admin_url + "/healthz").status_code == 200
     httpx.post(gw.url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"},
                json={"model": "demo-echo", "messages": [{"role": "user", "content": "metrics"}]})

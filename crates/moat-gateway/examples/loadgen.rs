@@ -9,6 +9,9 @@
 //! With `--pid`, reads the gateway's user+system CPU time from `/proc/<pid>/stat`
 //! before and after, and prints CPU microseconds per request. Run the upstream
 //! (e.g. `moat demo-upstream`) as a separate process so it is not counted.
+//!
+//! `--url` and `--pid` take comma-separated lists to drive several replicas at once: the
+//! workers are spread round-robin over the URLs and the CPU of all PIDs is summed.
 
 use std::{
     sync::{
@@ -22,6 +25,11 @@ fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// Summed user+system ticks of every PID in a comma-separated list.
+fn cpu_ticks_all(pids: &str) -> Option<u64> {
+    pids.split(',').map(|p| cpu_ticks(p.trim())).sum()
 }
 
 fn cpu_ticks(pid: &str) -> Option<u64> {
@@ -40,8 +48,11 @@ fn ticks_per_second() -> f64 {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let url =
-        arg(&args, "--url").unwrap_or_else(|| "http://127.0.0.1:8080/v1/chat/completions".into());
+    let urls: Vec<String> = arg(&args, "--url")
+        .unwrap_or_else(|| "http://127.0.0.1:8080/v1/chat/completions".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
     let key = arg(&args, "--key").unwrap_or_default();
     let concurrency: usize = arg(&args, "--concurrency")
         .and_then(|s| s.parse().ok())
@@ -60,9 +71,9 @@ async fn main() {
         .build()
         .expect("client");
     // Warm up connections.
-    for _ in 0..concurrency.min(total) {
+    for i in 0..concurrency.min(total) {
         let _ = client
-            .post(&url)
+            .post(&urls[i % urls.len()])
             .bearer_auth(&key)
             .body(body.clone())
             .send()
@@ -70,13 +81,13 @@ async fn main() {
     }
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
-    let cpu0 = pid.as_deref().and_then(cpu_ticks);
+    let cpu0 = pid.as_deref().and_then(cpu_ticks_all);
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    for worker in 0..concurrency {
         let (client, url, key, body, next, errors) = (
             client.clone(),
-            url.clone(),
+            urls[worker % urls.len()].clone(),
             key.clone(),
             body.clone(),
             next.clone(),
@@ -110,7 +121,7 @@ async fn main() {
         lat.extend(t.await.expect("task"));
     }
     let elapsed = start.elapsed();
-    let cpu1 = pid.as_deref().and_then(cpu_ticks);
+    let cpu1 = pid.as_deref().and_then(cpu_ticks_all);
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     println!(

@@ -122,3 +122,23 @@ pub fn upstream(api: Api, elapsed: Duration) {
 pub fn rejection(reason: &'static str) {
     metrics::counter!("moat_rejections_total", "reason" => reason).increment(1);
 }
+
+/// Serves `GET /metrics` and `GET /healthz` on `addr` from a task of its own, for processes
+/// that are not gateways (`moat detect`). Installs the recorder.
+pub async fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<std::net::SocketAddr> {
+    use axum::{routing::get, Router};
+    install();
+    let app = Router::new()
+        .route("/metrics", get(|| async { render() }))
+        .route("/healthz", get(|| async { r#"{"status":"ok"}"# }));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
+    Ok(bound)
+}

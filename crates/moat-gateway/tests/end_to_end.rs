@@ -155,6 +155,7 @@ impl moat_gateway::RequestInspector for TestInspector {
             decision: Some(
                 json!({"action": if req.model == "blocked-model" { "block" } else { "allow" }}),
             ),
+            features: None,
         }
     }
 

@@ -31,6 +31,9 @@ pub struct WorkerOptions {
     pub publish_every: Duration,
     /// Write every decision as a JSON line here (audits; comparison with `moat replay`).
     pub decisions_out: Option<PathBuf>,
+    /// Stop once this many exchanges are decided (benchmarks; a one-off re-scoring of the
+    /// retained stream). `None`: run until shut down.
+    pub stop_after: Option<u64>,
 }
 
 impl Default for WorkerOptions {
@@ -43,6 +46,7 @@ impl Default for WorkerOptions {
             hold: Duration::from_millis(500),
             publish_every: Duration::from_millis(100),
             decisions_out: None,
+            stop_after: None,
         }
     }
 }
@@ -163,7 +167,11 @@ pub async fn run(
         Ok(())
     };
 
+    let done = |core: &DetectorCore| opts.stop_after.is_some_and(|n| core.decided() >= n);
     loop {
+        if done(&core) {
+            break;
+        }
         tokio::select! {
             biased;
             _ = &mut shutdown => break,

@@ -304,4 +304,7 @@ pub struct DetectArgs {
     /// Write every decision as a JSON line to this file.
     #[arg(long)]
     pub decisions_out: Option<PathBuf>,
+    /// Serve `/metrics` (Prometheus) and `/healthz` on this address.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
 }

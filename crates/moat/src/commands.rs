@@ -163,6 +163,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let hold = moat_gateway::config::parse_duration(&a.hold)
                 .map_err(|e| anyhow::anyhow!("--hold: {e}"))?;
+            if let Some(addr) = a.listen {
+                let bound = moat_gateway::metrics::serve_metrics(addr).await?;
+                tracing::info!(%bound, "worker metrics on /metrics");
+            }
             let opts = moat_worker::WorkerOptions {
                 bus: b.bus,
                 index: a.index,

@@ -152,9 +152,18 @@ def chat(g: Gateway, key: str, content: str, model="think-demo", system=None, ma
     return r.choices[0].message.content
 
 
-def export_and_replay(g: Gateway, tmp: Path) -> tuple[list[dict], list[dict], dict]:
+def export_and_replay(g: Gateway, tmp: Path, expect: int) -> tuple[list[dict], list[dict], dict]:
+    """Exports the merged audit log once all `expect` exchanges are in it (replicas write their
+    records in batches, a few milliseconds after the answer), then replays it."""
     traffic, accounts, out = tmp / "merged.jsonl", tmp / "accounts.jsonl", tmp / "replay"
-    g.cli("audit", "export", "--out", str(traffic), "--accounts-out", str(accounts))
+    deadline = time.monotonic() + 10
+    while True:
+        g.cli("audit", "export", "--out", str(traffic), "--accounts-out", str(accounts))
+        n = len(read_jsonl(traffic))
+        if n >= expect:
+            break
+        assert time.monotonic() < deadline, f"the audit log holds {n} of {expect} exchanges"
+        time.sleep(0.2)
     g.cli("replay", "--traffic", str(traffic), "--accounts", str(accounts), "--out", str(out))
     reports = {r["account"]: r for r in read_jsonl(out / "accounts.jsonl")}
     return read_jsonl(traffic), read_jsonl(out / "decisions.jsonl"), reports
@@ -243,9 +252,10 @@ CAMPAIGN = [f"acct_c{i}" for i in range(4)]
 BENIGN = [f"acct_b{i}" for i in range(3)]
 
 
-def campaign_traffic(replicas: list[Gateway], rounds: int = 24) -> dict[str, str]:
+def campaign_traffic(replicas: list[Gateway], rounds: int = 24) -> int:
     """A chain-of-thought harvest by four accounts and three ordinary chat customers, one
-    request at a time, every account alternating between the replicas."""
+    request at a time, every account alternating between the replicas. Returns the number of
+    exchanges sent."""
     keys = {}
     for acct in CAMPAIGN + BENIGN:
         keys[acct] = replicas[0].account_with_key(acct)
@@ -259,15 +269,15 @@ def campaign_traffic(replicas: list[Gateway], rounds: int = 24) -> dict[str, str
             for acct in BENIGN:
                 chat(replicas[n % 2], keys[acct], f"hi, can you suggest a name for my cat? ({i})", model="m")
                 n += 1
-    return keys
+    return n
 
 
 def test_campaign_over_two_replicas_is_decided_as_replay_decides_the_merged_log(topology, tmp_path):
     a = topology.replica("gw-a")
     b = topology.replica("gw-b")
     decisions = topology.worker(0, 1)
-    campaign_traffic([a, b])
-    lines, replayed, reports = export_and_replay(a, tmp_path)
+    sent = campaign_traffic([a, b])
+    lines, replayed, reports = export_and_replay(a, tmp_path, sent)
     assert {ln["account"] for ln in lines} == set(CAMPAIGN + BENIGN)
     worker = wait_lines(decisions, len(lines))
     assert len(worker) == len(lines), (len(worker), len(lines))
@@ -335,8 +345,8 @@ def test_two_workers_split_the_accounts_and_agree_with_replay(topology, tmp_path
     b = topology.replica("gw-b")
     d0 = topology.worker(0, 2)
     d1 = topology.worker(1, 2)
-    campaign_traffic([a, b], rounds=18)
-    lines, replayed, reports = export_and_replay(a, tmp_path)
+    sent = campaign_traffic([a, b], rounds=18)
+    lines, replayed, reports = export_and_replay(a, tmp_path, sent)
     deadline = time.monotonic() + 20
     while True:
         worker = (read_jsonl(d0) if d0.exists() else []) + (read_jsonl(d1) if d1.exists() else [])
@@ -435,8 +445,12 @@ def test_redis_outage_fails_as_configured_and_loses_nothing(topology, private_re
     while post(b).status_code != 200:
         assert time.monotonic() < deadline, "replica B did not recover after Redis came back"
         time.sleep(0.1)
+    # both report healthy again once their probe reaches Redis (every 250 ms after a fault)
     for g in (a, b):
-        assert httpx.get(g.url + "/healthz").json()["status"] == "ok"
+        deadline = time.monotonic() + 10
+        while (h := httpx.get(g.url + "/healthz").json())["status"] != "ok":
+            assert time.monotonic() < deadline, h
+            time.sleep(0.1)
     # nothing lost: every exchange (refused ones included) is in the audit chain and was
     # decided by the worker
     deadline = time.monotonic() + 10

@@ -2,11 +2,15 @@
 //! plus streaming (4-byte chunks) and detection on the same texts.
 //!
 //! ```text
-//! cargo run --release -p moat-mark --example mark_bench -- [ROUNDS] [ITERS_PER_ROUND]
+//! cargo run --release -p moat-mark --example mark_bench -- [ROUNDS] [ITERS_PER_ROUND] [ONLY]
 //! ```
 //!
-//! Texts: (a) a short (~110 byte) answer without any synonym-set word, (b) ~1 KB of prose
-//! with eligible words, (c) a code-heavy markdown answer.
+//! `ONLY` (`short`, `prose`, `code`, optionally `:mark`, `:stream` or `:detect`) runs one text
+//! and one measurement, e.g. under `perf stat`.
+//!
+//! Texts: (a) `short`: a ~110 byte answer without any synonym-set word, (b) `short_prose`: a
+//! ~110 byte answer with eligible words, (c) `prose`: ~1 KB of prose dense with eligible
+//! words, (d) `code`: a code-heavy markdown answer.
 
 use moat_mark::{Keyring, MarkConfig, MarkKey, Marker};
 use std::hint::black_box;
@@ -14,6 +18,9 @@ use std::time::Instant;
 
 const SHORT: &str = "The demo upstream received your request and is answering now. \
 It echoes back what you asked, in short form.";
+
+const SHORT_PROSE: &str = "Sure! It's a big change, but you don't need to modify the file. \
+Usually the defaults work fine for everyone.";
 
 const PROSE: &str = "Sure! Here is a big overview of the options. Moreover, the large model \
 is often used for this, and it doesn't matter much which one you pick at first. Everyone \
@@ -50,7 +57,7 @@ fn bench(rounds: usize, iters: usize, mut f: impl FnMut()) -> f64 {
         for _ in 0..iters {
             f();
         }
-        per.push(t0.elapsed().as_nanos() as f64 / iters as f64);
+        per.push(t0.elapsed().as_nanos() as f64 / iters.max(1) as f64);
     }
     median(per)
 }
@@ -59,17 +66,28 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let rounds: usize = args.next().map_or(31, |s| s.parse().expect("rounds"));
     let iters: usize = args.next().map_or(2000, |s| s.parse().expect("iters"));
+    let only = args.next().unwrap_or_default();
+    let (only_text, only_what) = only.split_once(':').unwrap_or((&only, ""));
+    let run = |what: &str| only_what.is_empty() || only_what == what;
     let marker = Marker::new(
         Keyring::new(MarkKey::new("bench", [42u8; 32]).expect("key")),
         MarkConfig::default(),
     );
     println!("rounds {rounds} x {iters} iterations, median ns per call");
-    for (name, text) in [("short", SHORT), ("prose", PROSE), ("code", CODE)] {
+    for (name, text) in [
+        ("short", SHORT),
+        ("short_prose", SHORT_PROSE),
+        ("prose", PROSE),
+        ("code", CODE),
+    ] {
+        if !only_text.is_empty() && only_text != name {
+            continue;
+        }
         let (_, st) = marker.mark_with_stats(text);
-        let mark = bench(rounds, iters, || {
+        let mark = bench(rounds, if run("mark") { iters } else { 0 }, || {
             black_box(marker.mark(black_box(text)));
         });
-        let stream = bench(rounds, iters, || {
+        let stream = bench(rounds, if run("stream") { iters } else { 0 }, || {
             let mut s = marker.stream();
             let mut out = String::new();
             let mut i = 0;
@@ -84,11 +102,15 @@ fn main() {
             out.push_str(&s.finish());
             black_box(out);
         });
-        let detect = bench(rounds, iters / 2 + 1, || {
-            black_box(marker.detect(black_box(text)));
-        });
+        let detect = bench(
+            rounds,
+            if run("detect") { iters / 2 + 1 } else { 0 },
+            || {
+                black_box(marker.detect(black_box(text)));
+            },
+        );
         println!(
-            "{name:<6} {:>5} B  words {:>3} eligible {:>2} changed {:>2} | mark {mark:>9.0} ns  \
+            "{name:<11} {:>4} B  words {:>3} eligible {:>2} changed {:>2} | mark {mark:>9.0} ns  \
              stream(4B) {stream:>9.0} ns  detect {detect:>9.0} ns",
             text.len(),
             st.words,

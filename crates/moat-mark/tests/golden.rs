@@ -424,6 +424,10 @@ fn record(text: &str) -> Value {
         let m = Marker::new(kr.clone(), cfg);
         let (marked, st) = m.mark_with_stats(text);
         assert_eq!(m.mark(text), marked);
+        assert_eq!(m.mark_cow(text), marked);
+        let mut buf = String::from("prefix|");
+        m.mark_into(text, &mut buf);
+        assert_eq!(buf.strip_prefix("prefix|"), Some(marked.as_str()));
         let mut streams = Vec::new();
         for size in [0usize, 1, 3, 7, 16, 64, 1000] {
             let (out, trace) = stream(&m, text, size);

@@ -12,12 +12,11 @@
 //!   on unmarked text each distinct (context, set) tuple hits the keyed choice with probability
 //!   exactly `1/|set|`, independently across tuples (PRF outputs on distinct inputs).
 
-use std::collections::VecDeque;
 use xxhash_rust::xxh3::xxh3_128;
 
 /// Function words skipped when building the context (they carry little information and are
 /// the most likely to be edited by light paraphrase).
-const STOPWORDS: &[&str] = &[
+pub(crate) const STOPWORDS: &[&str] = &[
     "a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "by",
     "from", "as", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these",
     "those", "i", "you", "he", "she", "we", "they", "them", "his", "her", "our", "your", "their",
@@ -27,42 +26,111 @@ const STOPWORDS: &[&str] = &[
 ];
 
 /// Sliding window of the last `n` content words.
+///
+/// Kept directly as the fingerprint input — `[n]`, one zero byte per missing word, then each
+/// word followed by a zero byte — so a push is a small in-place edit and the fingerprint one
+/// hash of a reused buffer (cached until the next push).
 #[derive(Debug, Clone)]
 pub(crate) struct Context {
     n: usize,
-    words: VecDeque<String>,
+    /// Number of words in the window.
+    len: usize,
+    /// Byte length (with terminator) of each word, oldest first.
+    lens: [usize; 4],
+    bytes: Vec<u8>,
+    cached: Option<u128>,
 }
 
 impl Context {
     /// A context of the last `n` content words (`n` is clamped to 1..=4).
     pub fn new(n: usize) -> Self {
+        let n = n.clamp(1, 4);
+        let mut bytes = Vec::with_capacity(64);
+        bytes.push(n as u8);
+        // Left-pad missing words so "start of text" is a context of its own.
+        bytes.resize(1 + n, 0);
         Self {
-            n: n.clamp(1, 4),
-            words: VecDeque::new(),
+            n,
+            len: 0,
+            lens: [0; 4],
+            bytes,
+            cached: None,
         }
     }
 
     /// Records a word (already canonical lowercase).
+    #[cfg(test)]
     pub fn push(&mut self, canonical: &str) {
-        if STOPWORDS.contains(&canonical) {
+        self.push_word(canonical, STOPWORDS.contains(&canonical));
+    }
+
+    /// Records a word (already canonical lowercase) whose stop-word status is known.
+    #[inline]
+    pub fn push_word(&mut self, canonical: &str, stop: bool) {
+        if stop {
             return;
         }
-        if self.words.len() == self.n {
-            self.words.pop_front();
+        if self.len == self.n {
+            let first = self.lens[0];
+            self.bytes.drain(1..1 + first);
+            self.lens.copy_within(1..self.n, 0);
+        } else {
+            self.bytes.remove(1);
+            self.len += 1;
         }
-        self.words.push_back(canonical.to_string());
+        self.bytes.extend_from_slice(canonical.as_bytes());
+        self.bytes.push(0);
+        self.lens[self.len - 1] = canonical.len() + 1;
+        self.cached = None;
     }
 
     /// Key-independent 128-bit fingerprint of the current context.
-    pub fn fingerprint(&self) -> u128 {
-        let mut bytes = Vec::with_capacity(32);
-        bytes.push(self.n as u8);
-        // Left-pad missing words so "start of text" is a context of its own.
-        bytes.resize(bytes.len() + (self.n - self.words.len()), 0);
-        for w in &self.words {
+    #[inline]
+    pub fn fingerprint(&mut self) -> u128 {
+        *self.cached.get_or_insert_with(|| xxh3_128(&self.bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The original definition of the fingerprint.
+    fn reference(n: usize, words: &[&str]) -> u128 {
+        let n = n.clamp(1, 4);
+        let kept: Vec<&&str> = words.iter().filter(|w| !STOPWORDS.contains(w)).collect();
+        let kept = &kept[kept.len().saturating_sub(n)..];
+        let mut bytes = vec![n as u8];
+        bytes.resize(1 + n - kept.len(), 0);
+        for w in kept {
             bytes.extend_from_slice(w.as_bytes());
             bytes.push(0);
         }
         xxh3_128(&bytes)
+    }
+
+    #[test]
+    fn fingerprint_matches_definition() {
+        let words = [
+            "big",
+            "the",
+            "do not",
+            "x",
+            "a",
+            "modèle",
+            "",
+            "it is",
+            "of",
+            "longer word",
+            "y",
+        ];
+        for n in 0..6 {
+            let mut c = Context::new(n);
+            assert_eq!(c.fingerprint(), reference(n, &[]));
+            for i in 0..words.len() {
+                c.push(words[i]);
+                assert_eq!(c.fingerprint(), reference(n, &words[..=i]), "n {n} i {i}");
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@
 //! The p-values are those of a discrete distribution, hence conservative (super-uniform)
 //! under the null: `P(p <= a) <= a`.
 
-use crate::engine::{Decide, Engine, Position};
+use crate::engine::{may_rewrite, Decide, Engine, Position};
 use crate::keyring::Keyring;
 use crate::marker::MarkConfig;
 use crate::stats::{group_probabilities, ln_poisson_binomial_tail, z_score};
@@ -79,7 +79,11 @@ impl Decide for Recorder {
 
 /// Collects the eligible positions of a text, in order (key-independent, not deduplicated).
 fn raw_positions(text: &str, cfg: MarkConfig) -> Vec<Position> {
-    let mut engine = Engine::new(cfg, Recorder::default());
+    if !may_rewrite(text) {
+        // No word is a set member: no eligible position.
+        return Vec::new();
+    }
+    let mut engine = Engine::with_capacity(cfg, Recorder::default(), text.len());
     let mut sink = String::with_capacity(text.len());
     engine.push(text, &mut sink);
     engine.finish(&mut sink);

@@ -1,9 +1,10 @@
 //! Marking: rewrite every eligible word to the keyed choice of the active key.
 
 use crate::detect::{detect_with, Detection};
-use crate::engine::{Decide, Engine, Position};
+use crate::engine::{may_rewrite, Decide, Engine, Position};
 use crate::keyring::{Keyring, Prf};
 use crate::stream::StreamMarker;
+use std::borrow::Cow;
 
 /// Marking/detection configuration. Detection must use the configuration the text was marked
 /// with (the defaults, unless you changed them).
@@ -85,15 +86,45 @@ impl Marker {
 
     /// Marks a whole text.
     pub fn mark(&self, text: &str) -> String {
-        self.mark_with_stats(text).0
+        let mut out = String::new();
+        self.mark_into(text, &mut out);
+        out
+    }
+
+    /// Marks a whole text, appending the result to `out` (reuse one buffer across calls to
+    /// avoid allocating).
+    pub fn mark_into(&self, text: &str, out: &mut String) {
+        if !may_rewrite(text) {
+            out.push_str(text);
+            return;
+        }
+        out.reserve(text.len() + 16);
+        let mut e = self.engine(text.len());
+        e.push(text, out);
+        e.finish(out);
+    }
+
+    /// Marks a whole text; borrows the input when marking leaves it unchanged because it has
+    /// no word that could be rewritten (the common case for short answers).
+    pub fn mark_cow<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if may_rewrite(text) {
+            Cow::Owned(self.mark(text))
+        } else {
+            Cow::Borrowed(text)
+        }
     }
 
     /// Marks a whole text and reports what changed.
     pub fn mark_with_stats(&self, text: &str) -> (String, MarkStats) {
-        let mut s = self.stream();
-        let mut out = s.push(text);
-        out.push_str(&s.finish());
-        (out, s.stats())
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut e = self.engine(text.len());
+        e.push(text, &mut out);
+        e.finish(&mut out);
+        (out, e.stats)
+    }
+
+    fn engine(&self, cap: usize) -> Engine<KeyedChoice> {
+        Engine::with_capacity(self.cfg, KeyedChoice(self.keyring.active_prf()), cap)
     }
 
     /// A streaming marker for one response (bounded hold-back; see [`StreamMarker`]).

@@ -16,7 +16,6 @@
 //! **Changing this table changes detection for already-marked text.** Set ids are part of the
 //! PRF input; append new sets at the end and bump [`TABLE_VERSION`] if a set is altered.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 /// Version of the synonym table; recorded in docs, bump when sets change.
@@ -576,62 +575,230 @@ pub(crate) struct Member {
     pub idx: u8,
 }
 
-struct Index {
-    /// Single-word members → position.
-    words: HashMap<&'static str, Member>,
-    /// Two-word members ("do not") → position.
-    phrases: HashMap<&'static str, Member>,
-    /// First words of two-word members ("do", "is", ...).
-    phrase_first: Vec<&'static str>,
+/// Everything the pipeline needs to know about one lowercase word, found with one lookup.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub word: &'static str,
+    /// The single-word member this word is.
+    pub member: Option<Member>,
+    /// Two-word members starting with this word: (second word, its key, member).
+    pub phrases: Vec<(&'static str, Key, Member)>,
+    /// A context stop word ([`crate::context`]).
+    pub stop: bool,
 }
 
-fn index() -> &'static Index {
-    static IDX: OnceLock<Index> = OnceLock::new();
-    IDX.get_or_init(|| {
-        let mut words = HashMap::new();
-        let mut phrases = HashMap::new();
-        let mut phrase_first = Vec::new();
+/// Lookup table of every word the pipeline cares about: single-word members, first words of
+/// two-word members, and context stop words. Open addressing over a small power-of-two table
+/// with a multiplicative hash of the (at most 16) word bytes; words longer than the longest
+/// entry are rejected by length alone.
+pub(crate) struct Vocab {
+    entries: Vec<Entry>,
+    /// Per entry: the word as [`key16`] and its length.
+    keys: Vec<([u64; 2], usize)>,
+    /// Slot → entry index + 1 (0 = empty).
+    slots: Vec<u16>,
+    max_len: usize,
+    /// Per set: whether its canonical form (`members[0]`) is a stop word.
+    canon_stop: Vec<bool>,
+}
+
+const VOCAB_BITS: u32 = 10;
+
+/// A word's lookup key: [`key16`] and the length.
+pub(crate) type Key = ([u64; 2], usize);
+
+/// A key of a word of at most 16 bytes: two (possibly overlapping) little-endian loads.
+/// Together with the length it identifies the word.
+#[inline]
+pub(crate) fn key16(w: &[u8]) -> [u64; 2] {
+    let n = w.len();
+    debug_assert!(n <= 16);
+    let u64_at = |i: usize| u64::from_le_bytes(w[i..i + 8].try_into().expect("8 bytes"));
+    let u32_at = |i: usize| u64::from(u32::from_le_bytes(w[i..i + 4].try_into().expect("4")));
+    if n >= 8 {
+        [u64_at(0), u64_at(n - 8)]
+    } else if n >= 4 {
+        [u32_at(0) | (u32_at(n - 4) << 32), 0]
+    } else if n > 0 {
+        [
+            u64::from(w[0]) | (u64::from(w[n / 2]) << 8) | (u64::from(w[n - 1]) << 16),
+            0,
+        ]
+    } else {
+        [0, 0]
+    }
+}
+
+#[inline]
+fn vocab_hash(k: [u64; 2], len: usize) -> usize {
+    let h = (k[0] ^ (len as u64).rotate_left(56)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ k[1].wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let h = h ^ (h >> 29);
+    (h.wrapping_mul(0x1656_67B1_9E37_79F9) >> (64 - VOCAB_BITS)) as usize
+}
+
+impl Vocab {
+    fn build() -> Self {
+        let mut entries: Vec<Entry> = Vec::new();
+        fn slot(entries: &mut Vec<Entry>, w: &'static str) -> usize {
+            if let Some(i) = entries.iter().position(|e| e.word == w) {
+                return i;
+            }
+            entries.push(Entry {
+                word: w,
+                member: None,
+                phrases: Vec::new(),
+                stop: false,
+            });
+            entries.len() - 1
+        }
         for (s, set) in SETS.iter().enumerate() {
             for (i, m) in set.members.iter().enumerate() {
                 let pos = Member {
                     set: s as u16,
                     idx: i as u8,
                 };
-                if let Some((first, _)) = m.split_once(' ') {
-                    phrases.insert(*m, pos);
-                    if !phrase_first.contains(&first) {
-                        phrase_first.push(first);
-                    }
+                if let Some((first, second)) = m.split_once(' ') {
+                    let e = slot(&mut entries, first);
+                    assert!(!second.contains(' '), "member {m} has more than two words");
+                    assert!(
+                        !entries[e].phrases.iter().any(|p| p.0 == second),
+                        "phrase {m} in two sets"
+                    );
+                    let k = (key16(second.as_bytes()), second.len());
+                    entries[e].phrases.push((second, k, pos));
                 } else {
-                    let prev = words.insert(*m, pos);
-                    assert!(prev.is_none(), "word {m} in two sets");
+                    let e = slot(&mut entries, m);
+                    assert!(entries[e].member.is_none(), "word {m} in two sets");
+                    entries[e].member = Some(pos);
                 }
             }
         }
-        Index {
-            words,
-            phrases,
-            phrase_first,
+        for w in crate::context::STOPWORDS {
+            let e = slot(&mut entries, w);
+            entries[e].stop = true;
         }
-    })
+        // Longest entry or phrase second word: longer words are in no entry and end no phrase.
+        let max_len = entries
+            .iter()
+            .flat_map(|e| std::iter::once(e.word).chain(e.phrases.iter().map(|p| p.0)))
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        assert!(max_len <= 16 && entries.len() < (1 << VOCAB_BITS) / 2);
+        let keys: Vec<([u64; 2], usize)> = entries
+            .iter()
+            .map(|e| (key16(e.word.as_bytes()), e.word.len()))
+            .collect();
+        let mut slots = vec![0u16; 1 << VOCAB_BITS];
+        for (i, &(k, len)) in keys.iter().enumerate() {
+            let mut h = vocab_hash(k, len);
+            while slots[h] != 0 {
+                h = (h + 1) & ((1 << VOCAB_BITS) - 1);
+            }
+            slots[h] = i as u16 + 1;
+        }
+        let canon_stop = SETS
+            .iter()
+            .map(|s| crate::context::STOPWORDS.contains(&s.members[0]))
+            .collect();
+        Self {
+            entries,
+            keys,
+            slots,
+            max_len,
+            canon_stop,
+        }
+    }
+
+    /// The entry of a lowercase word (straight apostrophes), if it has one.
+    #[inline]
+    pub fn get(&self, lower: &str) -> Option<&Entry> {
+        let w = lower.as_bytes();
+        if w.is_empty() || w.len() > self.max_len {
+            return None;
+        }
+        self.get_key((key16(w), w.len()))
+    }
+
+    /// The key of the normalised form of a lexer word (letters and apostrophes), or `None`
+    /// if it is longer than every table word. ASCII words are lowercased inside the key (every
+    /// byte of a lowercase letter or `'` has bit 0x20 set); other words are normalised into
+    /// `scratch` first.
+    #[inline]
+    pub fn key_of_word(&self, word: &str, scratch: &mut String) -> Option<Key> {
+        let w = if word.is_ascii() {
+            word.as_bytes()
+        } else {
+            crate::engine::norm_into(word, scratch);
+            scratch.as_bytes()
+        };
+        let n = w.len();
+        if n == 0 || n > self.max_len {
+            return None;
+        }
+        let k = key16(w);
+        const M: u64 = 0x2020_2020_2020_2020;
+        let k = match n {
+            8.. => [k[0] | M, k[1] | M],
+            4..=7 => [k[0] | M, 0],
+            _ => [k[0] | 0x20_2020, 0],
+        };
+        Some((k, n))
+    }
+
+    /// [`get`](Self::get) by [`key16`] and length (`1..=max_len` bytes).
+    #[inline]
+    pub fn get_key(&self, key: Key) -> Option<&Entry> {
+        let (k, len) = key;
+        let mut h = vocab_hash(k, len);
+        loop {
+            let e = self.slots[h];
+            if e == 0 {
+                return None;
+            }
+            if self.keys[e as usize - 1] == key {
+                return Some(&self.entries[e as usize - 1]);
+            }
+            h = (h + 1) & ((1 << VOCAB_BITS) - 1);
+        }
+    }
+
+    /// Whether the canonical form of a set is a stop word.
+    #[inline]
+    pub fn canon_stop(&self, set: u16) -> bool {
+        self.canon_stop[set as usize]
+    }
+}
+
+/// The shared lookup table.
+pub(crate) fn vocab() -> &'static Vocab {
+    static V: OnceLock<Vocab> = OnceLock::new();
+    V.get_or_init(Vocab::build)
 }
 
 /// Looks up a single lowercase word (straight apostrophes).
+#[cfg(test)]
 pub(crate) fn lookup_word(lower: &str) -> Option<Member> {
-    index().words.get(lower).copied()
+    vocab().get(lower).and_then(|e| e.member)
 }
 
 /// Looks up a two-word phrase `"a b"` (lowercase, single space).
+#[cfg(test)]
 pub(crate) fn lookup_phrase(lower: &str) -> Option<Member> {
-    index().phrases.get(lower).copied()
+    let (a, b) = lower.split_once(' ')?;
+    let e = vocab().get(a)?;
+    e.phrases.iter().find(|p| p.0 == b).map(|p| p.2)
 }
 
 /// Whether a lowercase word can start a two-word member.
+#[cfg(test)]
 pub(crate) fn is_phrase_first(lower: &str) -> bool {
-    index().phrase_first.contains(&lower)
+    vocab().get(lower).is_some_and(|e| !e.phrases.is_empty())
 }
 
 /// Canonical form of a lowercase word or phrase: the set's first member, else itself.
+#[cfg(test)]
 pub(crate) fn canonical(lower: &str) -> &str {
     let m = if lower.contains(' ') {
         lookup_phrase(lower)
@@ -655,8 +822,13 @@ mod tests {
 
     #[test]
     fn table_is_consistent() {
-        let idx = index();
-        assert_eq!(idx.words.len() + idx.phrases.len(), vocabulary_size());
+        let v = vocab();
+        let members: usize = v
+            .entries
+            .iter()
+            .map(|e| usize::from(e.member.is_some()) + e.phrases.len())
+            .sum();
+        assert_eq!(members, vocabulary_size());
         for s in SETS {
             assert!(s.members.len() >= 2 && s.members.len() <= 5);
             for m in s.members {
@@ -664,6 +836,53 @@ mod tests {
                 assert!(!m.contains('’'));
             }
         }
+        for (i, s) in SETS.iter().enumerate() {
+            for (j, m) in s.members.iter().enumerate() {
+                let want = Some(Member {
+                    set: i as u16,
+                    idx: j as u8,
+                });
+                if m.contains(' ') {
+                    assert_eq!(lookup_phrase(m), want);
+                } else {
+                    assert_eq!(lookup_word(m), want);
+                }
+            }
+        }
+        for w in crate::context::STOPWORDS {
+            assert!(v.get(w).unwrap().stop);
+        }
+        assert!(v.get("").is_none() && v.get("bigg").is_none());
+        // Lookup by raw word equals lookup of the normalised word.
+        let mut words: Vec<String> = v.entries.iter().map(|e| e.word.to_string()).collect();
+        words.extend(
+            [
+                "x",
+                "xyz",
+                "abcdefgh",
+                "Kinds",
+                "\u{212A}inds",
+                "İt",
+                "DON’T",
+                "ẞig",
+            ]
+            .map(String::from),
+        );
+        let mut scratch = String::new();
+        for w in words.clone() {
+            for w in [
+                w.clone(),
+                w.to_uppercase(),
+                w.replace('\'', "’"),
+                format!("{w}s"),
+                w.chars().skip(1).collect(),
+            ] {
+                let got = v.key_of_word(&w, &mut scratch).and_then(|k| v.get_key(k));
+                let want = v.get(&crate::engine::norm(&w));
+                assert_eq!(got.map(|e| e.word), want.map(|e| e.word), "{w:?}");
+            }
+        }
+        assert!(v.get("approximatelyyyyyyyyy").is_none());
         assert_eq!(canonical("don't"), "do not");
         assert_eq!(canonical("do not"), "do not");
         assert_eq!(canonical("large"), "big");

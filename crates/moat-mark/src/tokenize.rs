@@ -24,6 +24,8 @@
 /// Longest whitespace-delimited run that is tokenised into words; longer runs are opaque.
 pub const MAX_RUN: usize = 256;
 
+use std::collections::VecDeque;
+
 /// Token kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -35,40 +37,143 @@ pub(crate) enum Kind {
     Word,
 }
 
-/// A lexed token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A lexed token: a byte range of the stream (absolute offsets since the start of the
+/// stream; the text lives in the lexer's buffer, see [`Lexer::text`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Tok {
-    pub text: String,
+    pub start: usize,
+    pub end: usize,
     pub kind: Kind,
     /// Inside a protected span/run: never rewritten.
     pub protected: bool,
     /// For words: first word of a sentence (start of text, of a line, or after `.`/`!`/`?`).
     pub sent_init: bool,
+    /// For words: contains an apostrophe (`'` or `’`).
+    pub apos: bool,
 }
 
 impl Tok {
-    fn new(text: &str, kind: Kind, protected: bool, sent_init: bool) -> Self {
+    #[inline]
+    fn new(start: usize, end: usize, kind: Kind, protected: bool, sent_init: bool) -> Self {
         Self {
-            text: text.to_string(),
+            start,
+            end,
             kind,
             protected,
             sent_init,
+            apos: false,
         }
+    }
+
+    /// Length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.end - self.start
     }
 }
 
+#[inline]
 fn is_apos(c: char) -> bool {
     c == '\'' || c == '’'
 }
 
+#[inline]
 fn is_hspace(c: char) -> bool {
     c.is_whitespace() && c != '\n'
+}
+
+/// The char at byte `i` of `s` and its length (ASCII fast path).
+#[inline]
+pub(crate) fn char_at(s: &str, i: usize) -> (char, usize) {
+    let b = s.as_bytes()[i];
+    if b < 0x80 {
+        (b as char, 1)
+    } else {
+        let c = s[i..].chars().next().expect("char boundary");
+        (c, c.len_utf8())
+    }
+}
+
+/// Byte classes for [`scan_run`]: 1 = ASCII whitespace, 2 = may make a run technical (a digit,
+/// one of `@/\\_=<>|$#^~&+%`, `.` or `:`; see [`run_looks_technical`]), 4 = non-ASCII.
+static RUN_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match i as u8 {
+            b' ' | b'\t'..=b'\r' => 1,
+            b'0'..=b'9'
+            | b'@'
+            | b'/'
+            | b'\\'
+            | b'_'
+            | b'='
+            | b'<'
+            | b'>'
+            | b'|'
+            | b'$'
+            | b'#'
+            | b'^'
+            | b'~'
+            | b'&'
+            | b'+'
+            | b'%'
+            | b'.'
+            | b':' => 2,
+            0x80.. => 4,
+            _ => 0,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// One pass over the start of a run: the offset of the first whitespace char (as
+/// `find_char(s, char::is_whitespace)`), and whether the run before it may look technical
+/// (false: [`run_looks_technical`] is certainly false for it).
+#[inline]
+fn scan_run(s: &str) -> (Option<usize>, bool) {
+    let b = s.as_bytes();
+    let mut flags = 0u8;
+    for (i, &x) in b.iter().enumerate() {
+        let c = RUN_CLASS[x as usize];
+        if c == 1 {
+            return (Some(i), flags != 0);
+        }
+        if c == 4 {
+            // All bytes so far are ASCII, so `i` is a char boundary.
+            return (find_char(&s[i..], char::is_whitespace).map(|p| p + i), true);
+        }
+        flags |= c;
+    }
+    (None, flags != 0)
+}
+
+/// Byte offset of the first char of `s` that satisfies `f` (ASCII fast path).
+#[inline]
+fn find_char(s: &str, f: impl Fn(char) -> bool) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let (c, l) = if b[i] < 0x80 {
+            (b[i] as char, 1)
+        } else {
+            char_at(s, i)
+        };
+        if f(c) {
+            return Some(i);
+        }
+        i += l;
+    }
+    None
 }
 
 /// The streaming lexer.
 #[derive(Debug, Clone)]
 pub(crate) struct Lexer {
     buf: String,
+    /// Absolute stream offset of `buf[0]`.
+    base: usize,
     pos: usize,
     at_line_start: bool,
     /// Open fence: (char, length).
@@ -89,6 +194,7 @@ impl Default for Lexer {
     fn default() -> Self {
         Self {
             buf: String::new(),
+            base: 0,
             pos: 0,
             at_line_start: true,
             fence: None,
@@ -104,13 +210,42 @@ impl Default for Lexer {
 }
 
 impl Lexer {
-    /// Appends input.
-    pub fn feed(&mut self, chunk: &str) {
-        if self.pos > 4096 && self.pos * 2 > self.buf.len() {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
+    /// A lexer whose buffer can take `cap` bytes without reallocating.
+    pub fn with_capacity(cap: usize) -> Self {
+        Self {
+            buf: String::with_capacity(cap),
+            ..Self::default()
+        }
+    }
+
+    /// Appends input. `keep` is the absolute offset of the oldest token still in use (its text
+    /// must stay readable); older bytes may be discarded.
+    pub fn feed(&mut self, chunk: &str, keep: Option<usize>) {
+        let keep = keep.map_or(self.pos, |k| (k - self.base).min(self.pos));
+        if keep > 4096 && keep * 2 > self.buf.len() {
+            self.buf.drain(..keep);
+            self.base += keep;
+            self.pos -= keep;
         }
         self.buf.push_str(chunk);
+    }
+
+    /// The text of a token (which must not have been discarded, see [`feed`](Self::feed)).
+    #[inline]
+    pub fn text(&self, t: &Tok) -> &str {
+        &self.buf[t.start - self.base..t.end - self.base]
+    }
+
+    /// The text between two absolute offsets.
+    #[inline]
+    pub fn range(&self, start: usize, end: usize) -> &str {
+        &self.buf[start - self.base..end - self.base]
+    }
+
+    /// The text from the start of `a` to the end of `b`.
+    #[inline]
+    pub fn span(&self, a: &Tok, b: &Tok) -> &str {
+        &self.buf[a.start - self.base..b.end - self.base]
     }
 
     /// Bytes received but not yet emitted as tokens.
@@ -119,23 +254,26 @@ impl Lexer {
     }
 
     /// Emits every token that is determined. With `eof`, emits everything.
-    pub fn lex(&mut self, eof: bool, out: &mut Vec<Tok>) {
-        while self.pos < self.buf.len() {
-            if !self.step(eof, out) {
+    pub fn lex(&mut self, eof: bool, out: &mut VecDeque<Tok>) {
+        let buf = std::mem::take(&mut self.buf);
+        while self.pos < buf.len() {
+            if !self.step(&buf, eof, out) {
                 break;
             }
         }
+        self.buf = buf;
     }
 
     /// One step; returns false if more input is needed.
-    fn step(&mut self, eof: bool, out: &mut Vec<Tok>) -> bool {
-        let rest = &self.buf[self.pos..];
+    fn step(&mut self, buf: &str, eof: bool, out: &mut VecDeque<Tok>) -> bool {
+        let rest = &buf[self.pos..];
+        let abs = self.base + self.pos;
         if self.at_line_start {
-            return self.line_start(eof, out);
+            return self.line_start(rest, abs, eof, out);
         }
-        let c = rest.chars().next().expect("non-empty");
+        let c = char_at(rest, 0).0;
         if c == '\n' {
-            out.push(Tok::new("\n", Kind::Space, self.line_code, false));
+            out.push_back(Tok::new(abs, abs + 1, Kind::Space, self.line_code, false));
             self.pos += 1;
             self.at_line_start = true;
             self.line_code = false;
@@ -143,7 +281,7 @@ impl Lexer {
             return true;
         }
         if is_hspace(c) {
-            let end = match rest.find(|ch: char| !is_hspace(ch)) {
+            let end = match find_char(rest, |ch| !is_hspace(ch)) {
                 Some(e) if e <= MAX_RUN => e,
                 None if eof && rest.len() <= MAX_RUN => rest.len(),
                 // Over-long whitespace runs are cut every MAX_RUN bytes (content-determined,
@@ -152,28 +290,27 @@ impl Lexer {
                 None => return false,
                 Some(e) => e,
             };
-            out.push(Tok::new(&rest[..end], Kind::Space, self.line_code, false));
+            out.push_back(Tok::new(abs, abs + end, Kind::Space, self.line_code, false));
             self.pos += end;
             self.long_run = false;
             return true;
         }
         // Non-whitespace.
-        let ws = rest.find(char::is_whitespace);
+        let (ws, maybe_technical) = scan_run(rest);
         if self.line_code {
             // Code line: emit what we have up to the newline; only first/last chars matter.
             let end = rest.find('\n').unwrap_or(rest.len());
-            out.push(Tok::new(&rest[..end], Kind::Punct, true, false));
+            out.push_back(Tok::new(abs, abs + end, Kind::Punct, true, false));
             self.pos += end;
             return true;
         }
         if self.long_run || (ws.is_none() && rest.len() > MAX_RUN) {
             let end = ws.unwrap_or(rest.len());
-            let piece = rest[..end].to_string();
             if !self.long_run {
                 self.op_prev = None;
             }
             self.long_run = ws.is_none();
-            self.opaque(&piece, out);
+            self.opaque(&rest[..end], abs, out);
             self.pos += end;
             return true;
         }
@@ -182,21 +319,20 @@ impl Lexer {
             None if eof => rest.len(),
             None => return false,
         };
-        let run = rest[..end].to_string();
+        let run = &rest[..end];
         self.pos += end;
         if run.len() > MAX_RUN {
             self.op_prev = None;
-            self.opaque(&run, out);
+            self.opaque(run, abs, out);
         } else {
-            self.run(&run, out);
+            self.run(run, abs, maybe_technical, out);
         }
         true
     }
 
     /// Decides what kind of line starts here (fence, indented code, blank, prose).
-    fn line_start(&mut self, eof: bool, out: &mut Vec<Tok>) -> bool {
-        let rest = &self.buf[self.pos..];
-        let ws = match rest.find(|c: char| !is_hspace(c)) {
+    fn line_start(&mut self, rest: &str, abs: usize, eof: bool, out: &mut VecDeque<Tok>) -> bool {
+        let ws = match find_char(rest, |c| !is_hspace(c)) {
             Some(e) if e <= MAX_RUN => e,
             None if eof && rest.len() <= MAX_RUN => rest.len(),
             // Indentation longer than MAX_RUN: a code line, blank or not.
@@ -247,7 +383,7 @@ impl Lexer {
             self.sent_start = true;
         }
         if ws > 0 {
-            out.push(Tok::new(&rest[..ws], Kind::Space, self.line_code, false));
+            out.push_back(Tok::new(abs, abs + ws, Kind::Space, self.line_code, false));
         }
         self.pos += ws;
         self.at_line_start = false;
@@ -274,7 +410,7 @@ impl Lexer {
     }
 
     /// Opaque (protected) text inside an over-long run; state is still tracked per char.
-    fn opaque(&mut self, text: &str, out: &mut Vec<Tok>) {
+    fn opaque(&mut self, text: &str, abs: usize, out: &mut VecDeque<Tok>) {
         for c in text.chars() {
             if c.is_alphabetic() {
                 self.sent_start = false;
@@ -283,50 +419,58 @@ impl Lexer {
             }
             self.op_prev = Some(c);
         }
-        out.push(Tok::new(text, Kind::Punct, true, false));
+        out.push_back(Tok::new(abs, abs + text.len(), Kind::Punct, true, false));
     }
 
-    /// Splits a complete run into punctuation and word tokens.
-    fn run(&mut self, run: &str, out: &mut Vec<Tok>) {
-        let run_protected = run_looks_technical(run);
-        let chars: Vec<(usize, char)> = run.char_indices().collect();
+    /// Splits a complete run (starting at absolute offset `abs`) into punctuation and word
+    /// tokens.
+    /// `maybe_technical` is false only if the run certainly does not look technical.
+    fn run(&mut self, run: &str, abs: usize, maybe_technical: bool, out: &mut VecDeque<Tok>) {
+        let run_protected = maybe_technical && run_looks_technical(run);
+        let n = run.len();
         let mut i = 0;
         let mut punct_start: Option<usize> = None;
         let mut prev: Option<char> = None;
-        while i < chars.len() {
-            let (b, c) = chars[i];
+        while i < n {
+            let (c, cl) = char_at(run, i);
             if c.is_alphabetic() {
                 if let Some(ps) = punct_start.take() {
-                    out.push(Tok::new(&run[ps..b], Kind::Punct, false, false));
+                    out.push_back(Tok::new(abs + ps, abs + i, Kind::Punct, false, false));
                 }
-                let mut j = i + 1;
-                while j < chars.len() {
-                    let cj = chars[j].1;
-                    if cj.is_alphabetic()
-                        || (is_apos(cj) && j + 1 < chars.len() && chars[j + 1].1.is_alphabetic())
-                    {
-                        j += 1;
+                let mut j = i + cl;
+                let mut last = c;
+                let mut apos = false;
+                while j < n {
+                    let (cj, lj) = char_at(run, j);
+                    if cj.is_alphabetic() {
+                        last = cj;
+                        j += lj;
+                    } else if is_apos(cj) && j + lj < n && char_at(run, j + lj).0.is_alphabetic() {
+                        apos = true;
+                        last = cj;
+                        j += lj;
                     } else {
                         break;
                     }
                 }
-                let e = chars.get(j).map_or(run.len(), |x| x.0);
                 let protected = run_protected || self.protected_now();
-                out.push(Tok::new(&run[b..e], Kind::Word, protected, self.sent_start));
+                let mut tok = Tok::new(abs + i, abs + j, Kind::Word, protected, self.sent_start);
+                tok.apos = apos;
+                out.push_back(tok);
                 self.sent_start = false;
-                prev = Some(chars[j - 1].1);
+                prev = Some(last);
                 i = j;
             } else {
                 if punct_start.is_none() {
-                    punct_start = Some(b);
+                    punct_start = Some(i);
                 }
                 self.punct_state(c, prev);
                 prev = Some(c);
-                i += 1;
+                i += cl;
             }
         }
         if let Some(ps) = punct_start {
-            out.push(Tok::new(&run[ps..], Kind::Punct, false, false));
+            out.push_back(Tok::new(abs + ps, abs + n, Kind::Punct, false, false));
         }
     }
 }
@@ -339,37 +483,126 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// Byte classes for [`run_looks_technical`]: 1 = technical (digit or one of
+/// `@/\\_=<>|$#^~&+%`), 2 = `.`/`:`, 3 = `w`, 4 = non-ASCII.
+static TECH: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match i as u8 {
+            b'0'..=b'9'
+            | b'@'
+            | b'/'
+            | b'\\'
+            | b'_'
+            | b'='
+            | b'<'
+            | b'>'
+            | b'|'
+            | b'$'
+            | b'#'
+            | b'^'
+            | b'~'
+            | b'&'
+            | b'+'
+            | b'%' => 1,
+            b'.' | b':' => 2,
+            b'w' => 3,
+            0x80.. => 4,
+            _ => 0,
+        };
+        i += 1;
+    }
+    t
+};
+
 /// Whether a whitespace-delimited run looks like a URL, e-mail, path, number, identifier or
 /// markup, in which case none of its words are rewritten.
 pub(crate) fn run_looks_technical(run: &str) -> bool {
+    // ASCII fast path; falls back to the general definition at the first non-ASCII byte.
+    let b = run.as_bytes();
+    let n = b.len();
+    let mut ascii = true;
+    for i in 0..n {
+        let c = b[i];
+        match TECH[c as usize] {
+            0 => {}
+            1 => return true,
+            2 => {
+                // '.' or ':'
+                if c == b':' && b[i + 1..].starts_with(b"//") {
+                    return true;
+                }
+                if i > 0
+                    && i + 1 < n
+                    && b[i - 1].is_ascii_alphanumeric()
+                    && b[i + 1].is_ascii_alphanumeric()
+                {
+                    return true;
+                }
+            }
+            3 => {
+                if b[i..].starts_with(b"www.") {
+                    return true;
+                }
+            }
+            _ => {
+                ascii = false;
+                break;
+            }
+        }
+    }
+    if ascii {
+        return false;
+    }
     if run.contains("://") || run.contains("www.") {
         return true;
     }
-    let chars: Vec<char> = run.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_ascii_digit() || "@/\\_=<>|$#^~&+%".contains(c) {
-            return true;
-        }
-        if (c == '.' || c == ':')
-            && i > 0
-            && i + 1 < chars.len()
-            && chars[i - 1].is_alphanumeric()
-            && chars[i + 1].is_alphanumeric()
+    let mut prev: Option<char> = None;
+    let mut cs = run.chars().peekable();
+    while let Some(c) = cs.next() {
+        if c.is_ascii_digit()
+            || matches!(
+                c,
+                '@' | '/'
+                    | '\\'
+                    | '_'
+                    | '='
+                    | '<'
+                    | '>'
+                    | '|'
+                    | '$'
+                    | '#'
+                    | '^'
+                    | '~'
+                    | '&'
+                    | '+'
+                    | '%'
+            )
         {
             return true;
         }
+        if (c == '.' || c == ':')
+            && prev.is_some_and(char::is_alphanumeric)
+            && cs.peek().is_some_and(|n| n.is_alphanumeric())
+        {
+            return true;
+        }
+        prev = Some(c);
     }
     false
 }
 
 /// Lexes a whole text at once (tests).
 #[cfg(test)]
-pub(crate) fn lex_all(text: &str) -> Vec<Tok> {
+pub(crate) fn lex_all(text: &str) -> Vec<(String, Tok)> {
     let mut lx = Lexer::default();
-    lx.feed(text);
-    let mut out = Vec::new();
+    lx.feed(text, None);
+    let mut out = VecDeque::new();
     lx.lex(true, &mut out);
-    out
+    out.into_iter()
+        .map(|t| (lx.text(&t).to_string(), t))
+        .collect()
 }
 
 #[cfg(test)]
@@ -379,8 +612,8 @@ mod tests {
     fn words(text: &str) -> Vec<(String, bool)> {
         lex_all(text)
             .into_iter()
-            .filter(|t| t.kind == Kind::Word)
-            .map(|t| (t.text, t.protected))
+            .filter(|t| t.1.kind == Kind::Word)
+            .map(|(s, t)| (s, t.protected))
             .collect()
     }
 
@@ -388,7 +621,7 @@ mod tests {
     fn roundtrip_concat() {
         let t = "Hello, world!\n\n```rust\nlet big = 1;\n```\n    indented big\nDon't \"quote big\" `code big` {\"a\": big}\n";
         let toks = lex_all(t);
-        let s: String = toks.iter().map(|t| t.text.as_str()).collect();
+        let s: String = toks.iter().map(|t| t.0.as_str()).collect();
         assert_eq!(s, t);
     }
 
@@ -407,10 +640,82 @@ mod tests {
         let toks = lex_all("x\n```\nbig large\n```\n    big\nbig");
         let ws: Vec<_> = toks
             .iter()
-            .filter(|t| t.kind == Kind::Word)
-            .map(|t| t.text.as_str())
+            .filter(|t| t.1.kind == Kind::Word)
+            .map(|t| t.0.as_str())
             .collect();
         assert_eq!(ws, vec!["x", "big"]);
+    }
+
+    /// The original definition of [`run_looks_technical`].
+    fn technical_reference(run: &str) -> bool {
+        if run.contains("://") || run.contains("www.") {
+            return true;
+        }
+        let chars: Vec<char> = run.chars().collect();
+        for (i, &c) in chars.iter().enumerate() {
+            if c.is_ascii_digit() || "@/\\_=<>|$#^~&+%".contains(c) {
+                return true;
+            }
+            if (c == '.' || c == ':')
+                && i > 0
+                && i + 1 < chars.len()
+                && chars[i - 1].is_alphanumeric()
+                && chars[i + 1].is_alphanumeric()
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn technical_matches_definition() {
+        let parts = [
+            "a", "B", "é", "日", ".", ":", "/", "//", "w", "ww", "www", "3", "_", "-", "'", "’",
+            "(", ")", ",", "\\", "@", "%", "~", "!", "?", "\"",
+        ];
+        let mut x: u64 = 99;
+        for _ in 0..20000 {
+            let mut run = String::new();
+            for _ in 0..1 + x % 7 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                run.push_str(parts[(x >> 33) as usize % parts.len()]);
+            }
+            assert_eq!(
+                run_looks_technical(&run),
+                technical_reference(&run),
+                "{run:?}"
+            );
+        }
+        for r in [
+            "e.g.", "a.b", "x:y", "http://a", "www.x", "é.x", "x.é", ".a", "a.", "a:",
+        ] {
+            assert_eq!(run_looks_technical(r), technical_reference(r), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn scan_run_matches_definitions() {
+        let parts = [
+            "a", "B", "é", " ", "\t", "\n", "\u{a0}", "\u{3000}", ".", ":", "/", "w", "3", "_",
+            "'", ",", "!", "(", "\u{85}",
+        ];
+        let mut x: u64 = 7;
+        for _ in 0..20000 {
+            let mut s = String::new();
+            for _ in 0..1 + x % 9 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                s.push_str(parts[(x >> 33) as usize % parts.len()]);
+            }
+            let (ws, maybe) = scan_run(&s);
+            assert_eq!(ws, s.find(char::is_whitespace), "{s:?}");
+            let run = &s[..ws.unwrap_or(s.len())];
+            assert!(maybe || !run_looks_technical(run), "{s:?}");
+        }
     }
 
     #[test]

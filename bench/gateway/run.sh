@@ -8,14 +8,15 @@
 # (estimate-then-settle), detection (shadow mode), hash-chained audit log in SQLite, metrics.
 # For each round it drives (a) the upstream directly and (b) the gateway with the same
 # closed-loop load generator, reading each server's CPU time from /proc. Prints per-round
-# figures and the medians; the gateway's own cost is (b)'s gateway CPU per request.
+# figures and the medians; the gateway's own cost is (b)'s gateway CPU per request. A third
+# target, (c) `no-mark`, is the same gateway with `[watermark] enabled = false`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-20000}; C=${2:-32}; ROUNDS=${3:-3}
 cargo build --release -q -p moat -p moat-gateway --example loadgen
 BIN=target/release/moat; LG=target/release/examples/loadgen
 WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-UP_PORT=18431; GW_PORT=18432
+UP_PORT=18431; GW_PORT=18432; NW_PORT=18433
 $BIN demo-upstream --listen 127.0.0.1:$UP_PORT > "$WORK/up.log" 2>&1 & UP_PID=$!
 cat > "$WORK/moat.toml" <<TOML
 [server]
@@ -34,15 +35,23 @@ TOML
 $BIN --config "$WORK/moat.toml" accounts create --id bench >/dev/null
 KEY=$($BIN --config "$WORK/moat.toml" keys create --account bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
 $BIN --config "$WORK/moat.toml" serve > "$WORK/gw.log" 2>&1 & GW_PID=$!
+# The same gateway (same store, same key) with the text watermark off: what marking costs.
+sed -e "s/127.0.0.1:$GW_PORT/127.0.0.1:$NW_PORT/" "$WORK/moat.toml" > "$WORK/nowm.toml"
+printf '[watermark]\nenabled = false\n' >> "$WORK/nowm.toml"
+$BIN --config "$WORK/nowm.toml" serve > "$WORK/nw.log" 2>&1 & NW_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/healthz" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$NW_PORT/healthz" >/dev/null && break; sleep 0.1; done
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$UP_PORT/healthz" >/dev/null && break; sleep 0.1; done
 
 run() { "$LG" --url "$1" --key "$KEY" --concurrency "$C" --requests "$N" --pid "$2" 2>&1; }
 echo "round,target,req_per_s,p50_ms,p99_ms,server_cpu_us_per_req" > "$WORK/results.csv"
 for r in $(seq "$ROUNDS"); do
-  for t in direct gateway; do
-    if [ $t = direct ]; then out=$(run "http://127.0.0.1:$UP_PORT/v1/chat/completions" $UP_PID)
-    else out=$(run "http://127.0.0.1:$GW_PORT/v1/chat/completions" $GW_PID); fi
+  for t in direct gateway no-mark; do
+    case $t in
+      direct)  out=$(run "http://127.0.0.1:$UP_PORT/v1/chat/completions" $UP_PID) ;;
+      gateway) out=$(run "http://127.0.0.1:$GW_PORT/v1/chat/completions" $GW_PID) ;;
+      no-mark) out=$(run "http://127.0.0.1:$NW_PORT/v1/chat/completions" $NW_PID) ;;
+    esac
     echo "$out" | sed "s/^/[$t r$r] /" >&2
     echo "$out" | python3 -c '
 import re,sys
@@ -60,7 +69,7 @@ def med(t,k):
     return statistics.median(v) if v else float("nan")
 print("\nmedians over rounds")
 print(f"{'target':8} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'server CPU µs/req':>18}")
-for t in ("direct","gateway"):
+for t in ("direct","gateway","no-mark"):
     print(f"{t:8} {med(t,'req_per_s'):9.0f} {med(t,'p50_ms'):7.2f} {med(t,'p99_ms'):7.2f} {med(t,'server_cpu_us_per_req'):18.1f}")
 print(f"gateway CPU per request / upstream CPU per request: {med('gateway','server_cpu_us_per_req')/med('direct','server_cpu_us_per_req'):.2f}x")
 PY

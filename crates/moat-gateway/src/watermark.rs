@@ -44,7 +44,7 @@ pub struct RawWatermark {
     pub tiers_off: Option<Vec<String>>,
     /// Account ids whose answers are not marked.
     pub accounts_off: Option<Vec<String>>,
-    /// `MarkConfig::context_words` (default 2).
+    /// `MarkConfig::context_words` (0 to 4, default 2; 0 is the unigram mark).
     pub context_words: Option<usize>,
     /// `MarkConfig::contractions` (default true).
     pub contractions: Option<bool>,
@@ -198,8 +198,8 @@ impl WatermarkConfig {
             }
         }
         let context_words = raw.context_words.unwrap_or(2);
-        if !(1..=4).contains(&context_words) {
-            return Err(err(None, "watermark.context_words must be between 1 and 4"));
+        if context_words > 4 {
+            return Err(err(None, "watermark.context_words must be between 0 and 4"));
         }
         Ok(Self {
             enabled: raw.enabled.unwrap_or(true),
@@ -505,6 +505,7 @@ mod tests {
         let bad_active = "active_key = \"zz\"\nkeys = [{ id = \"k1\", secret_env = \"WM1\" }]";
         assert!(validate(bad_active, &ok).is_err());
         assert!(validate("context_words = 9", &NoEnv).is_err());
+        assert_eq!(validate("context_words = 0", &NoEnv).unwrap().mark.context_words, 0);
     }
 
     fn account(id: &str, tier: &str) -> Account {

@@ -174,13 +174,15 @@ fn mark_field(marker: &Marker, base: &[u8], raw: Option<&RawValue>, edits: &mut 
     let (Some(text), Some((start, end))) = (decode(raw), span(base, raw)) else {
         return;
     };
-    let marked = marker.mark(&text);
-    if marked != text {
-        edits.push(Edit {
-            start,
-            end,
-            with: encode(&marked),
-        });
+    // Borrowed: no word could be rewritten (the common case for short answers).
+    if let std::borrow::Cow::Owned(marked) = marker.mark_cow(&text) {
+        if marked != *text {
+            edits.push(Edit {
+                start,
+                end,
+                with: encode(&marked),
+            });
+        }
     }
 }
 

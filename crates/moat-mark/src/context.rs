@@ -1,6 +1,6 @@
 //! The local context that conditions the keyed choice.
 //!
-//! The context of a position is the last `n` (1 or 2) *content words* before it, where a
+//! The context of a position is the last `n` (0 to 4; 2 by default) *content words* before it, where a
 //! content word is any word token (outside opaque code) whose canonical form is not a stop
 //! word. Words are lowercased and **canonicalised**: a member of a synonym set is replaced by
 //! the set's first member (`large` → `big`, `don't` → `do not`). Hence rewriting a word never
@@ -42,9 +42,11 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// A context of the last `n` content words (`n` is clamped to 1..=4).
+    /// A context of the last `n` content words (`n` is capped at 4). With `n = 0` every
+    /// position has the same (empty) context: the keyed choice depends on the synonym set
+    /// alone (a unigram mark, the most learnable by a model trained on marked text).
     pub fn new(n: usize) -> Self {
-        let n = n.clamp(1, 4);
+        let n = n.min(4);
         let mut bytes = Vec::with_capacity(64);
         bytes.push(n as u8);
         // Left-pad missing words so "start of text" is a context of its own.
@@ -67,7 +69,7 @@ impl Context {
     /// Records a word (already canonical lowercase) whose stop-word status is known.
     #[inline]
     pub fn push_word(&mut self, canonical: &str, stop: bool) {
-        if stop {
+        if stop || self.n == 0 {
             return;
         }
         if self.len == self.n {
@@ -97,7 +99,7 @@ mod tests {
 
     /// The original definition of the fingerprint.
     fn reference(n: usize, words: &[&str]) -> u128 {
-        let n = n.clamp(1, 4);
+        let n = n.min(4);
         let kept: Vec<&&str> = words.iter().filter(|w| !STOPWORDS.contains(w)).collect();
         let kept = &kept[kept.len().saturating_sub(n)..];
         let mut bytes = vec![n as u8];

@@ -10,9 +10,13 @@ use std::borrow::Cow;
 /// with (the defaults, unless you changed them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MarkConfig {
-    /// Number of preceding content words in the context (1 or 2; clamped to 1..=4).
-    /// 2 (default) gives more distinct positions per text (more power, less deduplication);
-    /// 1 survives light editing better.
+    /// Number of preceding content words in the context (0 to 4; larger values are capped
+    /// at 4). 2 (default) gives more distinct positions per text (more power, less
+    /// deduplication); 1 survives light editing better; 0 (a *unigram* mark: one keyed choice
+    /// per synonym set and key) is the one a model trained on marked text learns fastest, so
+    /// it is the setting for proving distillation (radioactivity), at the price of fewer
+    /// distinct positions per text and a bias that a frequency analysis of many answers can
+    /// reveal.
     pub context_words: usize,
     /// Whether negative contractions (`do not` ↔ `don't`, ...) are used. They are the most
     /// frequent eligible positions in chat answers but change register slightly.

@@ -43,10 +43,26 @@ pub struct DetectArgs {
     /// Watermark key file (`<id> <hex secret>` per line) instead of the configuration's keys.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
+    /// Context words the text was marked with, instead of the configuration's
+    /// `watermark.context_words` (0 to 4; 2 by default).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub context_words: Option<u8>,
 }
 
 /// The text keyring and marking configuration for the CLI commands.
 pub(crate) fn load_keys(
+    cli: &Cli,
+    key_file: Option<&Path>,
+    context_words: Option<u8>,
+) -> anyhow::Result<(Keyring, MarkConfig)> {
+    let (ring, mut cfg) = load_keys_and_config(cli, key_file)?;
+    if let Some(n) = context_words {
+        cfg.context_words = n.into();
+    }
+    Ok((ring, cfg))
+}
+
+fn load_keys_and_config(
     cli: &Cli,
     key_file: Option<&Path>,
 ) -> anyhow::Result<(Keyring, MarkConfig)> {
@@ -58,7 +74,7 @@ pub(crate) fn load_keys(
     if !config_path(cli).exists() {
         if let Some(db) = &cli.db {
             let p = default_key_file(db);
-            return load_keys(cli, Some(&p));
+            return load_keys_and_config(cli, Some(&p));
         }
     }
     let cfg = load_config(cli)?;
@@ -146,7 +162,7 @@ pub async fn run(cli: &Cli, cmd: &MarkCmd) -> anyhow::Result<ExitCode> {
     let sampler: Option<std::convert::Infallible> = None;
     // With the embedded backend's sampler watermark on, the gateway never applies the text
     // mark, so its key file may not exist: the token-level detector alone is then enough.
-    let text_keys = match load_keys(cli, a.key_file.as_deref()) {
+    let text_keys = match load_keys(cli, a.key_file.as_deref(), a.context_words) {
         Ok(k) => Some(k),
         Err(e) if sampler.is_some() => {
             eprintln!("moat: text watermark keys unavailable ({e:#}); token-level detector only");

@@ -52,6 +52,10 @@ pub struct VerifyArgs {
     /// Watermark key file instead of the configuration's keys.
     #[arg(long)]
     pub key_file: Option<PathBuf>,
+    /// Context words the owner's answers were marked with, instead of the configuration's
+    /// `watermark.context_words` (0 to 4; 2 by default).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub context_words: Option<u8>,
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
@@ -190,7 +194,7 @@ fn random_ring(n: usize) -> anyhow::Result<Keyring> {
 
 /// `moat verify`
 pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (ring, mcfg) = load_keys(cli, a.key_file.as_deref())?;
+    let (ring, mcfg) = load_keys(cli, a.key_file.as_deref(), a.context_words)?;
     let prompts = read_lines_or_jsonl(&a.prompts, "prompt")?;
     anyhow::ensure!(!prompts.is_empty(), "{}: no prompts", a.prompts.display());
     let null_texts = match &a.null_texts {

@@ -268,12 +268,12 @@ impl Running {
     }
 }
 
+/// The limiter in use, and the Redis limiter itself when it is one (for health reports).
+type ChosenLimiter = (Arc<dyn Limiter>, Option<Arc<RedisLimiter>>);
+
 /// The limiter: the caller's, or the one `[limits] backend` names. Also returns the Redis
 /// limiter itself, for health reports.
-fn limiter(
-    config: &Config,
-    given: Option<Arc<dyn Limiter>>,
-) -> anyhow::Result<(Arc<dyn Limiter>, Option<Arc<RedisLimiter>>)> {
+fn limiter(config: &Config, given: Option<Arc<dyn Limiter>>) -> anyhow::Result<ChosenLimiter> {
     if let Some(l) = given {
         return Ok((l, None));
     }

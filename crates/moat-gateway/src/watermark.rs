@@ -505,7 +505,13 @@ mod tests {
         let bad_active = "active_key = \"zz\"\nkeys = [{ id = \"k1\", secret_env = \"WM1\" }]";
         assert!(validate(bad_active, &ok).is_err());
         assert!(validate("context_words = 9", &NoEnv).is_err());
-        assert_eq!(validate("context_words = 0", &NoEnv).unwrap().mark.context_words, 0);
+        assert_eq!(
+            validate("context_words = 0", &NoEnv)
+                .unwrap()
+                .mark
+                .context_words,
+            0
+        );
     }
 
     fn account(id: &str, tier: &str) -> Account {

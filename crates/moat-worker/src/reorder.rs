@@ -62,8 +62,9 @@ impl std::fmt::Debug for Reorder {
 pub enum Pushed {
     /// Held until the watermark passes it.
     Held,
-    /// Older than what was already released: process it now (out of order).
-    Late(ExchangeEvent),
+    /// Older than what was already released: process it now (out of order). Boxed: events
+    /// are large and late ones rare.
+    Late(Box<ExchangeEvent>),
 }
 
 impl Reorder {
@@ -82,7 +83,7 @@ impl Reorder {
     pub fn push(&mut self, ev: ExchangeEvent) -> Pushed {
         if ev.ts_us < self.released_us {
             self.late += 1;
-            return Pushed::Late(ev);
+            return Pushed::Late(Box::new(ev));
         }
         self.newest_us = self.newest_us.max(ev.ts_us);
         self.heap.push(Reverse(Held(ev)));

@@ -183,7 +183,7 @@ pub async fn run(
                         if let Pushed::Late(ev) = reorder.push(ev) {
                             stats.late += 1;
                             metrics::counter!("moat_detect_worker_late_events_total").increment(1);
-                            decide(&mut core, &mut out, ev)?;
+                            decide(&mut core, &mut out, *ev)?;
                         }
                     }
                     Err(e) => {
@@ -213,12 +213,12 @@ pub async fn run(
                 while let Some(ev) = reorder.pop_ready(wm) {
                     decide(&mut core, &mut out, ev)?;
                 }
-                if links_dirty && ticks % 5 == 0 {
+                if links_dirty && ticks.is_multiple_of(5) {
                     core.apply_links();
                     links_dirty = false;
                 }
                 stats.verdicts += publish_verdicts(&verdicts, &mut core, now_us / 1000).await;
-                if ticks % 5 == 0 {
+                if ticks.is_multiple_of(5) {
                     stats.summaries += publish_summaries(&summaries, &mut core).await;
                     if let Some(w) = out.as_mut() { w.flush()?; }
                 }

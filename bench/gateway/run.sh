@@ -44,7 +44,8 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$NW_PORT/healthz" >/dev/null 
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$UP_PORT/healthz" >/dev/null && break; sleep 0.1; done
 
 run() { "$LG" --url "$1" --key "$KEY" --concurrency "$C" --requests "$N" --pid "$2" 2>&1; }
-echo "round,target,req_per_s,p50_ms,p99_ms,server_cpu_us_per_req" > "$WORK/results.csv"
+CSV=bench/loadgen_csv.py
+python3 $CSV header > "$WORK/results.csv"
 for r in $(seq "$ROUNDS"); do
   for t in direct gateway no-mark; do
     case $t in
@@ -53,23 +54,8 @@ for r in $(seq "$ROUNDS"); do
       no-mark) out=$(run "http://127.0.0.1:$NW_PORT/v1/chat/completions" $NW_PID) ;;
     esac
     echo "$out" | sed "s/^/[$t r$r] /" >&2
-    echo "$out" | python3 -c '
-import re,sys
-s=sys.stdin.read()
-def f(p):
-    m=re.search(p,s); return m.group(1) if m else "nan"
-print(",".join([sys.argv[1],sys.argv[2],f(r"rps=([\d.]+)"),f(r"p50_ms=([\d.]+)"),f(r"p99_ms=([\d.]+)"),f(r"cpu_per_request_us=([\d.]+)")]))' "$r" "$t" >> "$WORK/results.csv"
+    echo "$out" | python3 $CSV row "$r" "$t" >> "$WORK/results.csv"
   done
 done
-python3 - "$WORK/results.csv" <<'PY'
-import csv,statistics,sys
-rows=list(csv.DictReader(open(sys.argv[1])))
-def med(t,k):
-    v=[float(r[k]) for r in rows if r["target"]==t and r[k]!="nan"]
-    return statistics.median(v) if v else float("nan")
-print("\nmedians over rounds")
-print(f"{'target':8} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'server CPU µs/req':>18}")
-for t in ("direct","gateway","no-mark"):
-    print(f"{t:8} {med(t,'req_per_s'):9.0f} {med(t,'p50_ms'):7.2f} {med(t,'p99_ms'):7.2f} {med(t,'server_cpu_us_per_req'):18.1f}")
-print(f"gateway CPU per request / upstream CPU per request: {med('gateway','server_cpu_us_per_req')/med('direct','server_cpu_us_per_req'):.2f}x")
-PY
+python3 $CSV medians "$WORK/results.csv" direct gateway no-mark \
+  --ratio "cpu_us_per_req:gateway:direct:gateway CPU per request / upstream CPU per request"

@@ -70,7 +70,8 @@ for p in $UP 18532 18533 18534 18535; do wait_up $p; done
 
 chat=/v1/chat/completions
 run() { "$LG" --url "$1" --key "$2" --concurrency "$C" --requests "$N" --pid "$3" 2>&1; }
-echo "round,target,req_per_s,p50_ms,p99_ms,cpu_us_per_req,errors" > "$WORK/results.csv"
+CSV=bench/loadgen_csv.py
+python3 $CSV header > "$WORK/results.csv"
 for r in $(seq "$ROUNDS"); do
   for t in embedded redis scaled-1 scaled-2; do
     case $t in
@@ -80,26 +81,12 @@ for r in $(seq "$ROUNDS"); do
       scaled-2) out=$(run "http://127.0.0.1:18534$chat,http://127.0.0.1:18535$chat" "$K_SCA" "${PID[gw-a]},${PID[gw-b]}") ;;
     esac
     echo "$out" | sed "s/^/[$t r$r] /" >&2
-    echo "$out" | python3 -c '
-import re,sys
-s=sys.stdin.read()
-def f(p):
-    m=re.search(p,s); return m.group(1) if m else "nan"
-print(",".join([sys.argv[1],sys.argv[2],f(r"rps=([\d.]+)"),f(r"p50_ms=([\d.]+)"),f(r"p99_ms=([\d.]+)"),f(r"cpu_per_request_us=([\d.]+)"),f(r"errors=(\d+)")]))' "$r" "$t" >> "$WORK/results.csv"
+    echo "$out" | python3 $CSV row "$r" "$t" >> "$WORK/results.csv"
   done
 done
-curl -s -H "authorization: Bearer $MOAT_ADMIN_TOKEN" "http://127.0.0.1:18534/healthz" > "$WORK/healthz-a.json" || true
+curl -s "http://127.0.0.1:18534/healthz" > "$WORK/healthz-a.json" || true
 echo "gw-a /healthz after the run: $(cat "$WORK/healthz-a.json")" >&2
-python3 - "$WORK/results.csv" <<'PY'
-import csv,statistics,sys
-rows=list(csv.DictReader(open(sys.argv[1])))
-def med(t,k):
-    v=[float(r[k]) for r in rows if r["target"]==t and r[k]!="nan"]
-    return statistics.median(v) if v else float("nan")
-print("\nmedians over rounds")
-print(f"{'target':9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'gateway CPU µs/req':>19} {'errors':>6}")
-for t in ("embedded","redis","scaled-1","scaled-2"):
-    print(f"{t:9} {med(t,'req_per_s'):8.0f} {med(t,'p50_ms'):7.2f} {med(t,'p99_ms'):7.2f} {med(t,'cpu_us_per_req'):19.1f} {med(t,'errors'):6.0f}")
-print(f"redis limiter added p50: {med('redis','p50_ms')-med('embedded','p50_ms'):+.2f} ms, CPU {med('redis','cpu_us_per_req')-med('embedded','cpu_us_per_req'):+.1f} µs/req")
-print(f"two replicas / one replica throughput: {med('scaled-2','req_per_s')/med('scaled-1','req_per_s'):.2f}x")
-PY
+python3 $CSV medians "$WORK/results.csv" embedded redis scaled-1 scaled-2 \
+  --diff "p50_ms:redis:embedded:redis limiter added p50 (ms)" \
+  --diff "cpu_us_per_req:redis:embedded:redis limiter added CPU (µs/req)" \
+  --ratio "req_per_s:scaled-2:scaled-1:two replicas / one replica throughput"

@@ -94,15 +94,11 @@ pub(crate) fn char_at(s: &str, i: usize) -> (char, usize) {
     }
 }
 
-/// Byte classes for [`scan_run`]: 1 = ASCII whitespace, 2 = may make a run technical (a digit,
-/// one of `@/\\_=<>|$#^~&+%`, `.` or `:`; see [`run_looks_technical`]), 4 = non-ASCII.
-static RUN_CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = match i as u8 {
-            b' ' | b'\t'..=b'\r' => 1,
-            b'0'..=b'9'
+/// A digit or one of `@/\\_=<>|$#^~&+%`: an ASCII byte that makes a run look technical.
+const fn is_technical_ascii(b: u8) -> bool {
+    matches!(
+        b,
+        b'0'..=b'9'
             | b'@'
             | b'/'
             | b'\\'
@@ -118,8 +114,19 @@ static RUN_CLASS: [u8; 256] = {
             | b'&'
             | b'+'
             | b'%'
-            | b'.'
-            | b':' => 2,
+    )
+}
+
+/// Byte classes for [`scan_run`]: 1 = ASCII whitespace, 2 = may make a run technical (a digit,
+/// one of `@/\\_=<>|$#^~&+%`, `.` or `:`; see [`run_looks_technical`]), 4 = non-ASCII.
+static RUN_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match i as u8 {
+            b' ' | b'\t'..=b'\r' => 1,
+            b'.' | b':' => 2,
+            b if is_technical_ascii(b) => 2,
             0x80.. => 4,
             _ => 0,
         };
@@ -490,22 +497,7 @@ static TECH: [u8; 256] = {
     let mut i = 0;
     while i < 256 {
         t[i] = match i as u8 {
-            b'0'..=b'9'
-            | b'@'
-            | b'/'
-            | b'\\'
-            | b'_'
-            | b'='
-            | b'<'
-            | b'>'
-            | b'|'
-            | b'$'
-            | b'#'
-            | b'^'
-            | b'~'
-            | b'&'
-            | b'+'
-            | b'%' => 1,
+            b if is_technical_ascii(b) => 1,
             b'.' | b':' => 2,
             b'w' => 3,
             0x80.. => 4,
@@ -561,25 +553,7 @@ pub(crate) fn run_looks_technical(run: &str) -> bool {
     let mut prev: Option<char> = None;
     let mut cs = run.chars().peekable();
     while let Some(c) = cs.next() {
-        if c.is_ascii_digit()
-            || matches!(
-                c,
-                '@' | '/'
-                    | '\\'
-                    | '_'
-                    | '='
-                    | '<'
-                    | '>'
-                    | '|'
-                    | '$'
-                    | '#'
-                    | '^'
-                    | '~'
-                    | '&'
-                    | '+'
-                    | '%'
-            )
-        {
+        if c.is_ascii() && is_technical_ascii(c as u8) {
             return true;
         }
         if (c == '.' || c == ':')

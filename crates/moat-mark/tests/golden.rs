@@ -12,7 +12,7 @@
 //! The corpus generator below must not change either (each record carries a hash of its
 //! input to catch that).
 
-use moat_mark::{synonyms::SETS, Accumulator, Keyring, MarkConfig, MarkKey, Marker};
+use moat_mark::{synonyms::SETS, Accumulator, Detection, Keyring, MarkConfig, MarkKey, Marker};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -435,19 +435,7 @@ fn record(text: &str) -> Value {
             streams.push(fnv(trace.as_bytes()));
         }
         let det = |t: &str| -> Vec<Value> {
-            m.detect(t)
-                .iter()
-                .map(|d| {
-                    json!([
-                        d.key_id,
-                        d.positions,
-                        d.scored,
-                        d.hits,
-                        format!("{:.6e}", d.log10_p),
-                        format!("{:?}", d.null_groups),
-                    ])
-                })
-                .collect()
+            m.detect(t).iter().map(|d| detection_row(d, true)).collect()
         };
         per_cfg.push(json!({
             // Full text for the default configuration, a fingerprint for the others.
@@ -468,6 +456,23 @@ fn record(text: &str) -> Value {
     json!({ "input": fnv(text.as_bytes()), "len": text.len(), "cfgs": per_cfg })
 }
 
+/// One detection as recorded in the fixture (`null_groups` only for single texts).
+fn detection_row(d: &Detection, null_groups: bool) -> Value {
+    let mut row = json!([
+        d.key_id,
+        d.positions,
+        d.scored,
+        d.hits,
+        format!("{:.6e}", d.log10_p)
+    ]);
+    if null_groups {
+        row.as_array_mut()
+            .expect("array")
+            .push(json!(format!("{:?}", d.null_groups)));
+    }
+    row
+}
+
 /// Pooled evidence over the whole corpus (marked and unmarked).
 fn accumulated(texts: &[String]) -> Value {
     let kr = keyring();
@@ -482,15 +487,7 @@ fn accumulated(texts: &[String]) -> Value {
     let f = |a: &Accumulator| -> Vec<Value> {
         a.detections()
             .iter()
-            .map(|d| {
-                json!([
-                    d.key_id,
-                    d.positions,
-                    d.scored,
-                    d.hits,
-                    format!("{:.6e}", d.log10_p)
-                ])
-            })
+            .map(|d| detection_row(d, false))
             .collect()
     };
     json!({ "accumulated": [f(&plain), f(&marked)], "texts": texts.len() })

@@ -11,37 +11,14 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each round creates and drops a database
 //! `moat_bench_<random>` on it.
 
+mod common;
+
 use std::time::Instant;
+
+use common::record;
 
 use moat_store::{AuditRecord, AuditWriter, AuditWriterConfig, Store};
 use sqlx::{Connection, Executor};
-
-fn record(i: usize) -> AuditRecord {
-    let prompt = format!("Explain step {i} of the proof in detail. ").repeat(30);
-    AuditRecord {
-        ts: chrono::DateTime::from_timestamp(1_770_000_000 + i as i64, 0).unwrap_or_default(),
-        account: Some(format!("acct_{}", i % 50)),
-        key_id: Some(format!("key_{}", i % 50)),
-        ip: "198.51.100.7".into(),
-        user_agent: "OpenAI/Python 1.51.0".into(),
-        api: "openai.chat".into(),
-        model: Some("m".into()),
-        stream: false,
-        request_body: format!(
-            r#"{{"model":"m","messages":[{{"role":"user","content":"{prompt}"}}],"max_tokens":512}}"#
-        ),
-        status: 200,
-        finish_reason: Some("stop".into()),
-        input_tokens: 300,
-        output_tokens: 250,
-        response_text: Some("The answer follows from the lemma. ".repeat(28)),
-        latency_ms: 40,
-        error: None,
-        decision: Some(
-            serde_json::json!({"action":"allow","risk":0.01,"reasons":[],"cluster":null}),
-        ),
-    }
-}
 
 fn pg_server() -> String {
     std::env::var("MOAT_BENCH_PG_URL")

@@ -833,20 +833,15 @@ async fn run(
             _ = sleep_until_opt(wake) => {}
         }
         if !stopping && !batch.is_empty() && batch.len() < batch_size {
-            // Collect the rest of the batch by looking at the queue every COLLECT_TICK rather
-            // than waiting on it: a task parked on the queue is woken (a thread hand-off) by
-            // every record, which at thousands of requests/s cost more CPU than the write.
-            let deadline = Instant::now() + flush_interval;
-            let tick = COLLECT_TICK.min(flush_interval);
-            loop {
-                drain_ready(&mut rx, &mut batch, batch_size, &mut stopping);
-                if stopping || batch.len() >= batch_size || Instant::now() >= deadline {
-                    break;
-                }
+            let deadline = tokio::time::sleep_until(Instant::now() + flush_interval);
+            tokio::pin!(deadline);
+            while batch.len() < batch_size {
+                let room = batch_size - batch.len();
                 tokio::select! {
                     biased;
                     _ = stop_requested(&mut stop) => { stopping = true; break; }
-                    _ = tokio::time::sleep_until(deadline.min(Instant::now() + tick)) => {}
+                    _ = &mut deadline => break,
+                    n = rx.recv_many(&mut batch, room) => if n == 0 { stopping = true; break; },
                 }
             }
         }
@@ -861,28 +856,6 @@ async fn run(
     w.finish().await;
     let stats = w.counters.snapshot();
     tracing::debug!(?stats, "audit writer stopped");
-}
-
-/// How often a batch being collected looks at the queue (see [`run`]).
-const COLLECT_TICK: Duration = Duration::from_millis(5);
-
-/// Move whatever is queued right now into `batch` (up to `batch_size`), without waiting.
-fn drain_ready(
-    rx: &mut mpsc::UnboundedReceiver<AuditRecord>,
-    batch: &mut Vec<AuditRecord>,
-    batch_size: usize,
-    stopping: &mut bool,
-) {
-    while batch.len() < batch_size {
-        match rx.try_recv() {
-            Ok(rec) => batch.push(rec),
-            Err(mpsc::error::TryRecvError::Empty) => break,
-            Err(mpsc::error::TryRecvError::Disconnected) => {
-                *stopping = true;
-                break;
-            }
-        }
-    }
 }
 
 /// What [`Store::append_audit_batches`] did.

@@ -10,6 +10,10 @@
 # closed-loop load generator, reading each server's CPU time from /proc. Prints per-round
 # figures and the medians; the gateway's own cost is (b)'s gateway CPU per request. A third
 # target, (c) `no-mark`, is the same gateway with `[watermark] enabled = false`.
+#
+# A/B of a build or runtime setting, in the same run: ALT_BIN=path/to/other/moat and/or
+# ALT_ENV="TOKIO_WORKER_THREADS=1" add a target (d) `alt`, the everything-on gateway run by that
+# binary and/or with that environment (same config, same store).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-20000}; C=${2:-32}; ROUNDS=${3:-3}
@@ -39,6 +43,15 @@ $BIN --config "$WORK/moat.toml" serve > "$WORK/gw.log" 2>&1 & GW_PID=$!
 sed -e "s/127.0.0.1:$GW_PORT/127.0.0.1:$NW_PORT/" "$WORK/moat.toml" > "$WORK/nowm.toml"
 printf '[watermark]\nenabled = false\n' >> "$WORK/nowm.toml"
 $BIN --config "$WORK/nowm.toml" serve > "$WORK/nw.log" 2>&1 & NW_PID=$!
+TARGETS="direct gateway no-mark"
+if [[ -n ${ALT_BIN:-}${ALT_ENV:-} ]]; then
+  AL_PORT=18434
+  sed -e "s/127.0.0.1:$GW_PORT/127.0.0.1:$AL_PORT/" "$WORK/moat.toml" > "$WORK/alt.toml"
+  env ${ALT_ENV:-} "${ALT_BIN:-$BIN}" --config "$WORK/alt.toml" serve > "$WORK/alt.log" 2>&1 & AL_PID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$AL_PORT/healthz" >/dev/null && break; sleep 0.1; done
+  TARGETS="$TARGETS alt"
+  echo "alt: ${ALT_BIN:-$BIN} ${ALT_ENV:-}" >&2
+fi
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/healthz" >/dev/null && break; sleep 0.1; done
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$NW_PORT/healthz" >/dev/null && break; sleep 0.1; done
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$UP_PORT/healthz" >/dev/null && break; sleep 0.1; done
@@ -47,15 +60,19 @@ run() { "$LG" --url "$1" --key "$KEY" --concurrency "$C" --requests "$N" --pid "
 CSV=bench/loadgen_csv.py
 python3 $CSV header > "$WORK/results.csv"
 for r in $(seq "$ROUNDS"); do
-  for t in direct gateway no-mark; do
+  for t in $TARGETS; do
     case $t in
       direct)  out=$(run "http://127.0.0.1:$UP_PORT/v1/chat/completions" $UP_PID) ;;
       gateway) out=$(run "http://127.0.0.1:$GW_PORT/v1/chat/completions" $GW_PID) ;;
       no-mark) out=$(run "http://127.0.0.1:$NW_PORT/v1/chat/completions" $NW_PID) ;;
+      alt)     out=$(run "http://127.0.0.1:$AL_PORT/v1/chat/completions" $AL_PID) ;;
     esac
     echo "$out" | sed "s/^/[$t r$r] /" >&2
     echo "$out" | python3 $CSV row "$r" "$t" >> "$WORK/results.csv"
   done
 done
-python3 $CSV medians "$WORK/results.csv" direct gateway no-mark \
-  --ratio "cpu_us_per_req:gateway:direct:gateway CPU per request / upstream CPU per request"
+ALT_RATIO=()
+[[ $TARGETS == *alt ]] && ALT_RATIO=(--ratio "cpu_us_per_req:alt:gateway:alt CPU per request / gateway CPU per request")
+python3 $CSV medians "$WORK/results.csv" $TARGETS \
+  --ratio "cpu_us_per_req:gateway:direct:gateway CPU per request / upstream CPU per request" \
+  "${ALT_RATIO[@]}"

@@ -212,3 +212,43 @@ def test_mark_detect_finds_the_sampler_watermark_by_key_id(egw, ekey, tmp_path):
     out = json.loads(egw.cli("mark", "detect", str(human), "--json").stdout)
     sampler = [x for x in out["texts"][0]["results"] if x.get("scheme") == "sampler"]
     assert sampler[0]["p_value"] > 1e-3, sampler
+
+
+def test_verify_scores_suspects_with_the_sampler_detector(egw, ekey, upstream_url, tmp_path):
+    """`moat verify` with this configuration re-tokenises a suspect's answers with the model's
+    tokenizer and pools the token-level detector over them: the embedded backend itself
+    (sampler-marked) is detected under key `test-k1` with the null check passing; the demo
+    upstream (never marked) is not."""
+    prompts = tmp_path / "prompts.txt"
+    # Long prompts: the demo upstream echoes them, which gives the unmarked suspect text too.
+    prompts.write_text(
+        "Describe a long walk along a wide river in autumn, with the colours of the leaves, the "
+        "sound of the water, the birds and the people you meet on the way home.\n"
+        "Explain how a bicycle works: the frame, the wheels and spokes, the chain and gears, the "
+        "brakes, and why a rider stays upright when moving but falls over when stopped.\n"
+        "Write a short story about a curious cat who climbs onto the roof of an old library at "
+        "night and discovers a window left open to a room full of maps.\n")
+    env = {**egw.env, "SUSPECT_KEY": ekey}
+
+    def verify(url, out):
+        p = subprocess.run(
+            [moat_bin(), "--config", str(egw.config), "verify", "--suspect", url,
+             "--model", "smollm2-135m", "--prompts", str(prompts), "--out", str(out),
+             "--api-key-env", "SUSPECT_KEY", "--max-tokens", "80", "--null-keys", "8"],
+            capture_output=True, text=True, env=env, timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        rep = json.loads((out / "report.json").read_text())
+        sampler = [r for r in rep["results"] if r["scheme"] == "sampler"]
+        assert len(sampler) == 1 and sampler[0]["key_id"] == "test-k1", rep["results"]
+        nulls = [r for r in rep["null_check"]["random_keys"]["results"] if r["scheme"] == "sampler"]
+        assert len(nulls) == 8 and all(r["scored"] == sampler[0]["scored"] for r in nulls)
+        return p.stdout, rep, sampler[0]
+
+    line, rep, s = verify(egw.url + "/v1", tmp_path / "marked")
+    assert rep["answers_used"] == 3 and s["scored"] > 120, s
+    assert "WATERMARK DETECTED (key test-k1" in line and "null check OK" in line, line
+    assert s["log10_p"] < -6 and rep["verdict"]["scheme"] == "sampler", s
+
+    line, rep, s = verify(upstream_url, tmp_path / "clean")
+    assert "no watermark detected" in line and "null check OK" in line, line
+    assert s["scored"] > 60 and s["p_value"] > 1e-3, s

@@ -12,7 +12,7 @@
 //! ```sh
 //! cargo run --release -p moat-backend --example mark_quality -- \
 //!     [--prompts FILE] [--n 24] [--max-tokens 256] [--delta 2.0] [--gamma 0.25] [--h 2] \
-//!     [--temperature 0.7] [--out results.jsonl]
+//!     [--temperature 0.7] [--skip 0] [--out results.jsonl]
 //! ```
 
 use moat_backend::chat_template::ChatMessage;
@@ -79,6 +79,7 @@ fn parse_args() -> anyhow::Result<Args> {
         out: None,
     };
     let mut n = None;
+    let mut skip = 0usize;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || {
@@ -99,10 +100,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "--gamma" => a.gamma = val()?.parse()?,
             "--h" => a.h = val()?.parse()?,
             "--temperature" => a.temperature = val()?.parse()?,
+            "--skip" => skip = val()?.parse()?,
             "--out" => a.out = Some(val()?),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
+    a.prompts.drain(..skip.min(a.prompts.len()));
     if let Some(n) = n {
         a.prompts.truncate(n);
     }
@@ -137,7 +140,9 @@ fn main() -> anyhow::Result<()> {
     let path =
         std::env::var("MOAT_MODEL").unwrap_or_else(|_| moat_backend::DEFAULT_MODEL_PATH.into());
     let mark = SamplerMark::with_params("bench-kgw", [42u8; 32], args.h, args.gamma, args.delta)?;
-    let mut model = Model::load(Path::new(&path), 0, Some(mark.clone()))?;
+    // MOAT_THREADS: decoding threads (0 = all cores); shards run side by side with 1 each.
+    let threads = std::env::var("MOAT_THREADS").map_or(Ok(0), |t| t.parse())?;
+    let mut model = Model::load(Path::new(&path), threads, Some(mark.clone()))?;
     let mut out = match &args.out {
         Some(p) => Some(std::fs::File::create(p)?),
         None => None,
@@ -198,6 +203,7 @@ fn main() -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({
                     "prompt": prompt, "marked_text": m.text, "plain_text": p.text,
+                    "marked_ids": m.token_ids, "plain_ids": p.token_ids,
                     "marked_tokens": m.completion_tokens, "plain_tokens": p.completion_tokens,
                     "marked_p": dm.p_value, "marked_ln_p": dm.ln_p_value, "marked_scored": dm.scored,
                     "plain_p": dp.p_value, "tokens_to_1e-6": need,

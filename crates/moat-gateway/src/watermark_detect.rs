@@ -121,15 +121,49 @@ impl SamplerDetector {
     /// Scores `text` (re-tokenised, deduplicated tuples, exact binomial tail).
     pub fn detect(&self, text: &str) -> anyhow::Result<KeyResult> {
         let d = moat_backend::watermark::detect_text(&self.mark, self.model.tokenizer(), text)?;
-        Ok(KeyResult {
-            key_id: d.key_id,
-            scheme: "sampler",
-            p_value: d.p_value,
-            log10_p: d.ln_p_value / std::f64::consts::LN_10,
-            z: d.z,
-            scored: d.scored,
-            hits: d.green,
-        })
+        Ok(sampler_result(d))
+    }
+
+    /// Scores many texts together, `(context, token)` tuples deduplicated across texts (a
+    /// suspect's answers share phrases), under the real key and under `null_keys` fresh random
+    /// keys with the same `h`, `γ`, `δ` (which never marked anything: the null check).
+    pub fn detect_pooled(
+        &self,
+        texts: &[&str],
+        null_keys: usize,
+    ) -> anyhow::Result<(KeyResult, Vec<KeyResult>)> {
+        use moat_backend::watermark::{SamplerMark, TupleSet};
+        let mut set = TupleSet::new(self.mark.h());
+        for t in texts {
+            set.add(&self.model.tokenizer().encode(t)?);
+        }
+        let real = sampler_result(set.detect(&self.mark));
+        let mut nulls = Vec::with_capacity(null_keys);
+        for i in 0..null_keys {
+            let (_, secret) = crate::watermark::generate_key();
+            let m = SamplerMark::with_params(
+                format!("null-sampler-{}", i + 1),
+                secret,
+                self.mark.h(),
+                self.mark.gamma(),
+                self.mark.delta(),
+            )?;
+            nulls.push(sampler_result(set.detect(&m)));
+        }
+        Ok((real, nulls))
+    }
+}
+
+#[cfg(feature = "embedded")]
+fn sampler_result(d: moat_backend::watermark::Detection) -> KeyResult {
+    KeyResult {
+        key_id: d.key_id,
+        scheme: "sampler",
+        p_value: d.p_value,
+        log10_p: d.ln_p_value / std::f64::consts::LN_10,
+        z: d.z,
+        scored: d.scored,
+        hits: d.green,
     }
 }
 

@@ -62,6 +62,47 @@ pub(crate) fn load_keys(
     Ok((ring, cfg))
 }
 
+/// The token-level detector of the embedded backend's sampler watermark.
+#[cfg(feature = "embedded")]
+pub(crate) type Sampler = moat_gateway::watermark_detect::SamplerDetector;
+/// Without the embedded backend there is no sampler watermark to detect.
+#[cfg(not(feature = "embedded"))]
+pub(crate) type Sampler = std::convert::Infallible;
+
+/// What `moat mark detect` and `moat verify` score with.
+pub(crate) struct Detectors {
+    /// The text-watermark keyring and its parameters.
+    pub text: Option<(Keyring, MarkConfig)>,
+    /// The sampler watermark's detector, when the configuration has one (and no `--key-file`).
+    pub sampler: Option<Sampler>,
+}
+
+/// Loads the text keys and, with the embedded backend's sampler watermark configured, the
+/// token-level detector. With the sampler watermark on, the gateway never applies the text
+/// mark, so its key file may not exist: the token-level detector alone is then enough.
+pub(crate) fn load_detectors(
+    cli: &Cli,
+    key_file: Option<&Path>,
+    context_words: Option<u8>,
+) -> anyhow::Result<Detectors> {
+    #[cfg(feature = "embedded")]
+    let sampler = match (key_file, config_path(cli).exists()) {
+        (None, true) => Sampler::from_config(&load_config(cli)?)?,
+        _ => None,
+    };
+    #[cfg(not(feature = "embedded"))]
+    let sampler: Option<Sampler> = None;
+    let text = match load_keys(cli, key_file, context_words) {
+        Ok(k) => Some(k),
+        Err(e) if sampler.is_some() => {
+            eprintln!("moat: text watermark keys unavailable ({e:#}); token-level detector only");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Detectors { text, sampler })
+}
+
 fn load_keys_and_config(
     cli: &Cli,
     key_file: Option<&Path>,
@@ -151,25 +192,12 @@ pub async fn run(cli: &Cli, cmd: &MarkCmd) -> anyhow::Result<ExitCode> {
     } else {
         vec![src]
     };
-    #[cfg(feature = "embedded")]
-    let sampler = match (&a.key_file, config_path(cli).exists()) {
-        (None, true) => {
-            moat_gateway::watermark_detect::SamplerDetector::from_config(&load_config(cli)?)?
-        }
-        _ => None,
-    };
+    let Detectors {
+        text: text_keys,
+        sampler,
+    } = load_detectors(cli, a.key_file.as_deref(), a.context_words)?;
     #[cfg(not(feature = "embedded"))]
-    let sampler: Option<std::convert::Infallible> = None;
-    // With the embedded backend's sampler watermark on, the gateway never applies the text
-    // mark, so its key file may not exist: the token-level detector alone is then enough.
-    let text_keys = match load_keys(cli, a.key_file.as_deref(), a.context_words) {
-        Ok(k) => Some(k),
-        Err(e) if sampler.is_some() => {
-            eprintln!("moat: text watermark keys unavailable ({e:#}); token-level detector only");
-            None
-        }
-        Err(e) => return Err(e),
-    };
+    let _ = sampler;
     let mut acc = text_keys
         .as_ref()
         .map(|(ring, mcfg)| moat_mark::Accumulator::new(ring.clone(), *mcfg));
@@ -187,9 +215,15 @@ pub async fn run(cli: &Cli, cmd: &MarkCmd) -> anyhow::Result<ExitCode> {
         let v = verdict(&results);
         each.push((results, v));
     }
-    let pooled: Vec<KeyResult> = acc
+    #[allow(unused_mut)]
+    let mut pooled: Vec<KeyResult> = acc
         .map(|acc| acc.detections().iter().map(KeyResult::text).collect())
         .unwrap_or_default();
+    #[cfg(feature = "embedded")]
+    if let (Some(s), true) = (&sampler, texts.len() > 1) {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        pooled.push(s.detect_pooled(&refs, 0)?.0);
+    }
     let pooled_v = verdict(&pooled);
     if a.json {
         let texts: Vec<Value> = each

@@ -3,6 +3,10 @@
 //! reports the exact p-value for every watermark key, with a **null check**: the same test on
 //! the same answers under freshly generated random keys (which never marked anything), and on
 //! `--null-texts` under the real keys. Writes `report.json` and a self-contained `report.html`.
+//!
+//! With the embedded backend's sampler watermark in the configuration, the answers are also
+//! re-tokenised with the model's tokenizer and scored by the token-level detector, the
+//! `(context, token)` tuples deduplicated across answers, with random sampler keys as its null.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
@@ -15,7 +19,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cli::Cli;
-use crate::mark::{jsonl_texts, load_keys};
+use crate::mark::{jsonl_texts, load_detectors, Detectors};
 use moat_evidence::html::esc;
 
 /// `moat verify`
@@ -170,16 +174,47 @@ async fn collect(a: &VerifyArgs, prompts: Vec<String>) -> anyhow::Result<Vec<Ans
     Ok(out.into_iter().map(|(_, a)| a).collect())
 }
 
-fn pooled(ring: &Keyring, cfg: MarkConfig, texts: &[&str]) -> (Vec<KeyResult>, Verdict, u64) {
+/// Pooled results of every detector over `texts` (text keys, then the sampler key), with the
+/// positions scored (text-mark positions plus token tuples), and the same texts under
+/// `null_keys` random keys of each scheme.
+struct Pooled {
+    results: Vec<KeyResult>,
+    positions: u64,
+    nulls: Vec<KeyResult>,
+}
+
+fn pooled(d: &Detectors, texts: &[&str], null_keys: usize) -> anyhow::Result<Pooled> {
+    let (mut results, mut nulls, mut positions) = (Vec::new(), Vec::new(), 0);
+    if let Some((ring, cfg)) = &d.text {
+        let (r, p) = pooled_text(ring, *cfg, texts);
+        results = r;
+        positions += p;
+        if null_keys > 0 {
+            nulls = pooled_text(&random_ring(null_keys)?, *cfg, texts).0;
+        }
+    }
+    #[cfg(feature = "embedded")]
+    if let Some(s) = &d.sampler {
+        let (real, n) = s.detect_pooled(texts, null_keys)?;
+        positions += real.scored;
+        results.push(real);
+        nulls.extend(n);
+    }
+    Ok(Pooled {
+        results,
+        positions,
+        nulls,
+    })
+}
+
+fn pooled_text(ring: &Keyring, cfg: MarkConfig, texts: &[&str]) -> (Vec<KeyResult>, u64) {
     let mut acc = Accumulator::new(ring.clone(), cfg);
     for t in texts {
         acc.add(t);
     }
     let d = acc.detections();
     let positions = d.first().map_or(0, |d| d.positions);
-    let r: Vec<KeyResult> = d.iter().map(KeyResult::text).collect();
-    let v = verdict(&r);
-    (r, v, positions)
+    (d.iter().map(KeyResult::text).collect(), positions)
 }
 
 /// A keyring of `n` fresh random keys (they never marked anything).
@@ -194,7 +229,7 @@ fn random_ring(n: usize) -> anyhow::Result<Keyring> {
 
 /// `moat verify`
 pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (ring, mcfg) = load_keys(cli, a.key_file.as_deref(), a.context_words)?;
+    let detectors = load_detectors(cli, a.key_file.as_deref(), a.context_words)?;
     let prompts = read_lines_or_jsonl(&a.prompts, "prompt")?;
     anyhow::ensure!(!prompts.is_empty(), "{}: no prompts", a.prompts.display());
     let null_texts = match &a.null_texts {
@@ -212,9 +247,12 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let errors: Vec<&str> = answers.iter().filter_map(|x| x.error.as_deref()).collect();
     let words: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
 
-    let (results, v, positions) = pooled(&ring, mcfg, &texts);
-    let null_ring = random_ring(a.null_keys)?;
-    let (null_results, _, _) = pooled(&null_ring, mcfg, &texts);
+    let Pooled {
+        results,
+        positions,
+        nulls: null_results,
+    } = pooled(&detectors, &texts, a.null_keys.max(1))?;
+    let v = verdict(&results);
     let null_min = null_results
         .iter()
         .map(|r| r.p_value)
@@ -222,11 +260,15 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let null_ok = null_results
         .iter()
         .all(|r| r.log10_p > (moat_gateway::watermark_detect::ALPHA).log10());
-    let null_texts_check = null_texts.as_ref().map(|nt| {
-        let refs: Vec<&str> = nt.iter().map(String::as_str).collect();
-        let (r, v, _) = pooled(&ring, mcfg, &refs);
-        json!({"texts": nt.len(), "results": r, "verdict": v})
-    });
+    let null_texts_check = match null_texts.as_ref() {
+        Some(nt) => {
+            let refs: Vec<&str> = nt.iter().map(String::as_str).collect();
+            let r = pooled(&detectors, &refs, 0)?.results;
+            let v = verdict(&r);
+            Some(json!({"texts": nt.len(), "results": r, "verdict": v}))
+        }
+        None => None,
+    };
     let null_texts_ok = null_texts_check
         .as_ref()
         .map(|c| c["verdict"]["marked"] == json!(false));

@@ -27,37 +27,78 @@ pub struct Detection {
     pub p_value: f64,
 }
 
+/// The distinct `(context, token)` tuples of one or more token sequences, pooled so that a
+/// tuple repeated within or across texts is scored once. Score the same set under several
+/// keys with [`TupleSet::detect`] (e.g. the real key and random null keys).
+#[derive(Debug, Clone, Default)]
+pub struct TupleSet {
+    h: usize,
+    seen: HashSet<Box<[u32]>>,
+}
+
+impl TupleSet {
+    /// An empty set for context width `h` (the mark's [`SamplerMark::h`]).
+    pub fn new(h: usize) -> Self {
+        Self {
+            h,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Adds every window `ids[i-h..=i]` of one sequence.
+    pub fn add(&mut self, ids: &[u32]) {
+        for w in ids.windows(self.h + 1) {
+            if !self.seen.contains(w) {
+                self.seen.insert(w.into());
+            }
+        }
+    }
+
+    /// Number of distinct tuples.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no tuple was added.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// The exact binomial test of the pooled tuples under `mark` (whose `h` must match).
+    pub fn detect(&self, mark: &SamplerMark) -> Detection {
+        assert_eq!(mark.h(), self.h, "tuple width and mark h differ");
+        let h = self.h;
+        let scored = self.seen.len() as u64;
+        let green = self
+            .seen
+            .iter()
+            .filter(|w| mark.is_green(&w[..h], w[h]))
+            .count() as u64;
+        let gamma = mark.gamma();
+        let ln_p = moat_mark::stats::ln_binomial_tail(scored, green, gamma);
+        let z = if scored == 0 {
+            0.0
+        } else {
+            let n = scored as f64;
+            (green as f64 - n * gamma) / (n * gamma * (1.0 - gamma)).sqrt()
+        };
+        Detection {
+            key_id: mark.key_id().to_string(),
+            scored,
+            green,
+            z,
+            ln_p_value: ln_p,
+            p_value: ln_p.exp(),
+        }
+    }
+}
+
 /// Scores token ids: every position `i >= h` contributes the tuple
 /// `(ids[i-h..i], ids[i])` once, however often it occurs.
 pub fn detect_tokens(mark: &SamplerMark, ids: &[u32]) -> Detection {
-    let h = mark.h();
-    let mut seen: HashSet<&[u32]> = HashSet::new();
-    let (mut scored, mut green) = (0u64, 0u64);
-    for w in ids.windows(h + 1) {
-        if !seen.insert(w) {
-            continue;
-        }
-        scored += 1;
-        if mark.is_green(&w[..h], w[h]) {
-            green += 1;
-        }
-    }
-    let gamma = mark.gamma();
-    let ln_p = moat_mark::stats::ln_binomial_tail(scored, green, gamma);
-    let z = if scored == 0 {
-        0.0
-    } else {
-        let n = scored as f64;
-        (green as f64 - n * gamma) / (n * gamma * (1.0 - gamma)).sqrt()
-    };
-    Detection {
-        key_id: mark.key_id().to_string(),
-        scored,
-        green,
-        z,
-        ln_p_value: ln_p,
-        p_value: ln_p.exp(),
-    }
+    let mut set = TupleSet::new(mark.h());
+    set.add(ids);
+    set.detect(mark)
 }
 
 /// Re-tokenises `text` with the model's tokenizer (no special tokens) and scores it with
@@ -145,5 +186,20 @@ mod tests {
         let d1 = detect_tokens(&mark, &ids);
         assert!(d1.p_value < 1e-40 && d1.z > 10.0, "{d1:?}");
         assert!(detect_tokens(&mark, &[1]).scored == 0);
+    }
+
+    #[test]
+    fn pooled_set_scores_a_tuple_repeated_across_texts_once() {
+        let mark = SamplerMark::new("k", [5u8; 16]).unwrap();
+        let (a, b) = ([1u32, 2, 3, 4], [9u32, 1, 2, 3]);
+        let mut set = TupleSet::new(mark.h());
+        set.add(&a);
+        set.add(&b);
+        // (1,2,3) occurs in both; windows: (1,2,3) (2,3,4) (9,1,2).
+        assert_eq!(set.len(), 3);
+        let joined = detect_tokens(&mark, &[1, 2, 3, 4, 9, 1, 2, 3]);
+        let pooled = set.detect(&mark);
+        assert_eq!(pooled.scored, 3);
+        assert!(pooled.green <= joined.green && joined.scored == 5);
     }
 }

@@ -8,12 +8,12 @@
 //! tail probability of seeing that many by chance.
 //!
 //! * [`SamplerMark`] — the key and parameters; decides membership and biases logits.
-//! * [`detect_tokens`] / [`detect_text`] — the detector.
+//! * [`detect_tokens`] / [`detect_text`] — the detector; [`TupleSet`] pools many texts.
 
 mod detect;
 mod green_list;
 
 #[cfg(feature = "embedded")]
 pub use detect::detect_text;
-pub use detect::{detect_tokens, Detection};
+pub use detect::{detect_tokens, Detection, TupleSet};
 pub use green_list::{MarkError, SamplerMark, DEFAULT_DELTA, DEFAULT_GAMMA, DEFAULT_H};

@@ -10,6 +10,8 @@
 #   direct     the upstream itself (the baseline)
 #   moat_on    `moat serve`, everything on: key auth, per-account limits, detection,
 #              enforcement (shadow = false), text watermark, hash-chained audit log, metrics
+#   moat_thr   moat_on with `[server] threads = "auto"`: one single-threaded runtime per core,
+#              each with its own SO_REUSEPORT listener and upstream pool
 #   moat_off   `moat serve`, protections off: key auth, limits, audit log and metrics only
 #              ([detect] enabled = false, so nothing to enforce; [watermark] enabled = false)
 #   nginx      Debian's nginx as a bare reverse proxy (keep-alive upstream pool, no access log)
@@ -79,7 +81,7 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
-UP=18501; P_ON=18502; P_OFF=18503; P_NGX=18504; P_LLM=18505; P_UNM=18506
+UP=18501; P_ON=18502; P_OFF=18503; P_NGX=18504; P_LLM=18505; P_UNM=18506; P_THR=18507
 wait_http() { # URL [tries]
   for _ in $(seq "${2:-300}"); do curl -s -o /dev/null "$1" && return 0; sleep 0.2; done
   echo "no answer from $1" >&2; return 1
@@ -93,11 +95,12 @@ wait_http "http://127.0.0.1:$UP/healthz"
 printf 'direct\t%s\thttp://127.0.0.1:%s/v1/chat/completions\thttp://127.0.0.1:%s/v1/messages\n' \
   "$UP_PID" $UP $UP >> "$SPEC"
 
-moat_conf() { # NAME PORT EXTRA
+moat_conf() { # NAME PORT EXTRA [SERVER_KEYS]
   mkdir -p "$WORK/$1"
   cat > "$WORK/$1/moat.toml" <<TOML
 [server]
 listen = "127.0.0.1:$2"
+${4:-}
 [upstream]
 base_url = "http://127.0.0.1:$UP/v1"
 [store]
@@ -111,8 +114,8 @@ level = "warn"
 $3
 TOML
 }
-start_moat() { # NAME PORT EXTRA
-  moat_conf "$1" "$2" "$3"
+start_moat() { # NAME PORT EXTRA [SERVER_KEYS]
+  moat_conf "$1" "$2" "$3" "${4:-}"
   local c=$WORK/$1/moat.toml key
   $BIN --config "$c" accounts create --id bench >/dev/null
   key=$($BIN --config "$c" keys create --account bench --json |
@@ -125,6 +128,9 @@ start_moat() { # NAME PORT EXTRA
 }
 if has moat_on || has moat_off; then
   start_moat moat_on $P_ON $'[enforce]\nshadow = false\n[watermark]\nenabled = true'
+fi
+if has moat_thr; then
+  start_moat moat_thr $P_THR $'[enforce]\nshadow = false\n[watermark]\nenabled = true' 'threads = "auto"'
 fi
 if has moat_off; then
   start_moat moat_off $P_OFF $'[detect]\nenabled = false\n[watermark]\nenabled = false'

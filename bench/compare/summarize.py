@@ -16,10 +16,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-ORDER = ["direct", "moat_on", "moat_off", "nginx", "litellm", "unmimic"]
+ORDER = ["direct", "moat_on", "moat_thr", "moat_off", "nginx", "litellm", "unmimic"]
 LABEL = {
     "direct": "direct (baseline)",
     "moat_on": "moat, everything on",
+    "moat_thr": "moat, everything on, threads = auto",
     "moat_off": "moat, protections off",
     "nginx": "nginx reverse proxy",
     "litellm": "LiteLLM proxy",

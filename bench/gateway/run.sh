@@ -17,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-20000}; C=${2:-32}; ROUNDS=${3:-3}
-cargo build --release -q -p moat -p moat-gateway --example loadgen
+cargo build --release -q -p moat --bin moat
+cargo build --release -q -p moat-gateway --example loadgen
 BIN=target/release/moat; LG=target/release/examples/loadgen
 WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 UP_PORT=18431; GW_PORT=18432; NW_PORT=18433

@@ -14,7 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-20000}; C=${2:-32}; ROUNDS=${3:-3}
-cargo build --release -q -p moat -p moat-gateway --example loadgen
+cargo build --release -q -p moat --bin moat
+cargo build --release -q -p moat-gateway --example loadgen
 BIN=$PWD/target/release/moat; LG=$PWD/target/release/examples/loadgen
 WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}

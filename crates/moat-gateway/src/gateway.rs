@@ -1,5 +1,6 @@
 //! The shared state of a running gateway.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use http::HeaderValue;
@@ -10,11 +11,23 @@ use crate::api::Api;
 use crate::config::Config;
 use crate::inspect::RequestInspector;
 
-/// The upstream model server: one pooled HTTP client and precomputed URLs.
+thread_local! {
+    /// Which serving thread this OS thread is (`server.threads`); 0 elsewhere.
+    static SERVING_THREAD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the current OS thread as serving thread `index`: its requests use that thread's
+/// upstream connection pool ([`Upstream::client`]).
+pub fn enter_serving_thread(index: usize) {
+    SERVING_THREAD.with(|t| t.set(index));
+}
+
+/// The upstream model server: pooled HTTP clients and precomputed URLs.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    /// The pooled client (HTTP/1.1 keep-alive, HTTP/2 when the server offers it).
-    pub client: reqwest::Client,
+    /// The pooled clients (HTTP/1.1 keep-alive, HTTP/2 when the server offers it): one per
+    /// serving thread, so that a connection is driven by the runtime whose requests use it.
+    clients: Arc<[reqwest::Client]>,
     /// Base URL without `/v1`.
     pub base: String,
     chat: reqwest::Url,
@@ -34,26 +47,39 @@ impl Upstream {
     pub fn new(config: &Config, base: &str) -> anyhow::Result<Upstream> {
         crate::tls::ensure_crypto_provider();
         let u = &config.upstream;
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(u.connect_timeout)
-            .pool_max_idle_per_host(u.pool_max_idle_per_host)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("moat/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &u.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| anyhow::anyhow!("upstream.ca_file {}: {e}", ca.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| anyhow::anyhow!("upstream.ca_file {}: {e}", ca.display()))?;
-            if certs.is_empty() {
-                anyhow::bail!("upstream.ca_file {}: no certificate found", ca.display());
+        let roots = match &u.ca_file {
+            None => Vec::new(),
+            Some(ca) => {
+                let pem = std::fs::read(ca)
+                    .map_err(|e| anyhow::anyhow!("upstream.ca_file {}: {e}", ca.display()))?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| anyhow::anyhow!("upstream.ca_file {}: {e}", ca.display()))?;
+                if certs.is_empty() {
+                    anyhow::bail!("upstream.ca_file {}: no certificate found", ca.display());
+                }
+                certs
             }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
+        };
+        let client = || {
+            let mut builder = reqwest::Client::builder()
+                .connect_timeout(u.connect_timeout)
+                .pool_max_idle_per_host(u.pool_max_idle_per_host)
+                .pool_idle_timeout(std::time::Duration::from_secs(90))
+                .tcp_nodelay(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("moat/", env!("CARGO_PKG_VERSION")));
+            for c in &roots {
+                builder = builder.add_root_certificate(c.clone());
             }
-        }
-        let client = builder.build()?;
+            builder.build()
+        };
+        let pools = match config.server.threads {
+            crate::config::ServingThreads::Shared => 1,
+            crate::config::ServingThreads::PerThread(n) => n,
+        };
+        let clients = (0..pools)
+            .map(|_| client())
+            .collect::<Result<Arc<[_]>, _>>()?;
         let header = |v: String| -> anyhow::Result<HeaderValue> {
             let mut h = HeaderValue::from_str(&v)
                 .map_err(|_| anyhow::anyhow!("upstream.api_key contains invalid characters"))?;
@@ -67,7 +93,7 @@ impl Upstream {
                 .map_err(|e| anyhow::anyhow!("upstream.base_url {base:?}: {e}"))
         };
         Ok(Upstream {
-            client,
+            clients,
             base: base.to_string(),
             chat: url(Api::OpenAiChat)?,
             completions: url(Api::OpenAiCompletions)?,
@@ -82,6 +108,12 @@ impl Upstream {
                 anyhow::anyhow!("upstream.anthropic_version contains invalid characters")
             })?,
         })
+    }
+
+    /// The connection pool of the current serving thread.
+    pub fn client(&self) -> &reqwest::Client {
+        let i = SERVING_THREAD.with(Cell::get);
+        &self.clients[i % self.clients.len()]
     }
 
     /// URL of `api` on the upstream.

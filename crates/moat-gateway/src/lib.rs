@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod routes;
 pub mod scale_out;
 pub mod server;
+mod serving;
 pub mod tls;
 pub mod watermark;
 pub mod watermark_detect;

@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum_server::{accept::NoDelayAcceptor, tls_rustls::RustlsAcceptor, Handle};
+use axum_server::{accept::NoDelayAcceptor, Handle};
 use moat_limits::{InMemoryLimiter, Limiter, RedisLimiter, RedisLimiterConfig};
 use moat_store::{
     AuditWriter, AuditWriterConfig, AuditWriterTask, KeyAuthenticator, Store, StoreFaultPolicy,
@@ -13,11 +13,12 @@ use moat_store::{
 };
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, LimiterBackend, StoreOnError, UpstreamTarget};
+use crate::config::{Config, LimiterBackend, ServingThreads, StoreOnError, UpstreamTarget};
 use crate::detection::DetectionInspector;
 use crate::gateway::{Gateway, Upstream};
 use crate::inspect::RequestInspector;
 use crate::routes;
+use crate::serving::{bind_group, serve_on, spawn_serving_thread};
 
 /// Optional parts that callers (the binary, tests, the detection wiring) can supply.
 #[derive(Default, Clone)]
@@ -47,7 +48,7 @@ pub struct Running {
     grace: Duration,
 }
 
-fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
+pub(crate) fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
     let l = std::net::TcpListener::bind(addr)
         .with_context(|| format!("cannot listen on {addr} ({what})"))?;
     l.set_nonblocking(true)?;
@@ -115,7 +116,24 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
         Some(t) => Some(crate::tls::server_config(t).await?),
         None => None,
     };
-    let main_listener = bind(config.server.listen, "server.listen")?;
+    if let ServingThreads::PerThread(_) = config.server.threads {
+        // A connection opened on a serving thread's runtime ends with that runtime, but the
+        // audit writer still needs the store after the serving threads stop at shutdown.
+        // SQLite connections run on their own threads; network clients (PostgreSQL, Redis,
+        // the bus) would not be safe.
+        let networked = !matches!(config.store.backend, crate::config::StoreBackend::Sqlite)
+            || !matches!(config.limits.backend, LimiterBackend::Memory);
+        if networked {
+            anyhow::bail!(
+                "server.threads = N needs the SQLite store and the in-memory limiter for now; \
+                 use server.threads = \"shared\" with PostgreSQL or Redis"
+            );
+        }
+    }
+    let main_listeners = match config.server.threads {
+        ServingThreads::Shared => vec![bind(config.server.listen, "server.listen")?],
+        ServingThreads::PerThread(n) => bind_group(config.server.listen, n, "server.listen")?,
+    };
     let admin_listener = config
         .server
         .admin_listen
@@ -152,7 +170,7 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
     });
     crate::scale_out::ScaleOut::spawn_watchers(&gateway);
 
-    let addr = main_listener.local_addr()?;
+    let addr = main_listeners[0].local_addr()?;
     let admin_addr = admin_listener
         .as_ref()
         .map(|l| l.local_addr())
@@ -160,26 +178,19 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
     let mut handles = Vec::new();
     let mut servers = Vec::new();
 
-    let main_handle = Handle::new();
     let app = routes::public(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let tls = tls_config.is_some();
-    // TCP_NODELAY everywhere: SSE events are small writes that must not wait for Nagle.
-    servers.push(match tls_config {
-        Some(tc) => {
-            let acceptor = RustlsAcceptor::new(tc).acceptor(NoDelayAcceptor::new());
-            let server = axum_server::from_tcp(main_listener)
-                .acceptor(acceptor)
-                .handle(main_handle.clone());
-            tokio::spawn(server.serve(app))
-        }
-        None => {
-            let server = axum_server::from_tcp(main_listener)
-                .acceptor(NoDelayAcceptor::new())
-                .handle(main_handle.clone());
-            tokio::spawn(server.serve(app))
-        }
-    });
-    handles.push(main_handle);
+    let per_thread = matches!(config.server.threads, ServingThreads::PerThread(_));
+    for (i, listener) in main_listeners.into_iter().enumerate() {
+        let handle = Handle::new();
+        let (app, tc) = (app.clone(), tls_config.clone());
+        servers.push(if per_thread {
+            spawn_serving_thread(i, listener, app, tc, handle.clone())?
+        } else {
+            tokio::spawn(serve_on(listener, app, tc, handle.clone()))
+        });
+        handles.push(handle);
+    }
     if let Some(l) = admin_listener {
         let h = Handle::new();
         let app =
@@ -193,6 +204,7 @@ pub async fn start(config: Config, opts: ServeOptions) -> anyhow::Result<Running
     tracing::info!(
         listen = %addr,
         tls,
+        threads = ?config.server.threads,
         admin = ?admin_addr,
         upstream = %base,
         store = %store_path,

@@ -118,39 +118,116 @@ impl SamplerDetector {
         Ok(Some(Self { mark, model }))
     }
 
-    /// Scores `text` (re-tokenised, deduplicated tuples, exact binomial tail).
-    pub fn detect(&self, text: &str) -> anyhow::Result<KeyResult> {
-        let d = moat_backend::watermark::detect_text(&self.mark, self.model.tokenizer(), text)?;
-        Ok(sampler_result(d))
+    /// An empty pool: texts added to it are scored one by one and all together, from one
+    /// tokenisation each.
+    pub fn pool(&self) -> SamplerPool<'_> {
+        SamplerPool {
+            detector: self,
+            set: moat_backend::watermark::TupleSet::new(self.mark.h()),
+        }
     }
 
-    /// Scores many texts together, `(context, token)` tuples deduplicated across texts (a
-    /// suspect's answers share phrases), under the real key and under `null_keys` fresh random
-    /// keys with the same `h`, `γ`, `δ` (which never marked anything: the null check).
+    /// Scores many texts together; see [`SamplerPool::finish`].
     pub fn detect_pooled(
         &self,
         texts: &[&str],
         null_keys: usize,
     ) -> anyhow::Result<(KeyResult, Vec<KeyResult>)> {
-        use moat_backend::watermark::{SamplerMark, TupleSet};
-        let mut set = TupleSet::new(self.mark.h());
+        let mut pool = self.pool();
         for t in texts {
-            set.add(&self.model.tokenizer().encode(t)?);
+            pool.add(t)?;
         }
-        let real = sampler_result(set.detect(&self.mark));
+        pool.finish(null_keys)
+    }
+}
+
+/// Texts scored together by the sampler detector: `(context, token)` tuples deduplicated
+/// across texts (a suspect's answers share phrases).
+#[cfg(feature = "embedded")]
+pub struct SamplerPool<'a> {
+    detector: &'a SamplerDetector,
+    set: moat_backend::watermark::TupleSet,
+}
+
+#[cfg(feature = "embedded")]
+impl SamplerPool<'_> {
+    /// Adds `text` to the pool and returns its own result.
+    pub fn add(&mut self, text: &str) -> anyhow::Result<KeyResult> {
+        let ids = self.detector.model.tokenizer().encode(text)?;
+        self.set.add(&ids);
+        let own = moat_backend::watermark::detect_tokens(&self.detector.mark, &ids);
+        Ok(sampler_result(own))
+    }
+
+    /// The pooled result under the real key, and under `null_keys` fresh random keys with the
+    /// same `h`, `γ`, `δ` (which never marked anything: the null check).
+    pub fn finish(&self, null_keys: usize) -> anyhow::Result<(KeyResult, Vec<KeyResult>)> {
+        let mark = &self.detector.mark;
+        let real = sampler_result(self.set.detect(mark));
         let mut nulls = Vec::with_capacity(null_keys);
         for i in 0..null_keys {
             let (_, secret) = crate::watermark::generate_key();
-            let m = SamplerMark::with_params(
+            let m = moat_backend::watermark::SamplerMark::with_params(
                 format!("null-sampler-{}", i + 1),
                 secret,
-                self.mark.h(),
-                self.mark.gamma(),
-                self.mark.delta(),
+                mark.h(),
+                mark.gamma(),
+                mark.delta(),
             )?;
-            nulls.push(sampler_result(set.detect(&m)));
+            nulls.push(sampler_result(self.set.detect(&m)));
         }
         Ok((real, nulls))
+    }
+}
+
+/// Without the embedded backend there is no sampler watermark: this detector cannot exist,
+/// so callers need no `cfg` of their own.
+#[cfg(not(feature = "embedded"))]
+pub enum SamplerDetector {}
+
+/// See the `embedded` build's `SamplerPool`; uninhabited here.
+#[cfg(not(feature = "embedded"))]
+pub enum SamplerPool<'a> {
+    #[doc(hidden)]
+    _Never(std::convert::Infallible, std::marker::PhantomData<&'a ()>),
+}
+
+#[cfg(not(feature = "embedded"))]
+impl SamplerDetector {
+    /// Always `None`: this build has no embedded backend.
+    pub fn from_config(_config: &crate::config::Config) -> anyhow::Result<Option<Self>> {
+        Ok(None)
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn pool(&self) -> SamplerPool<'_> {
+        match *self {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn detect_pooled(
+        &self,
+        _texts: &[&str],
+        _null_keys: usize,
+    ) -> anyhow::Result<(KeyResult, Vec<KeyResult>)> {
+        match *self {}
+    }
+}
+
+#[cfg(not(feature = "embedded"))]
+impl SamplerPool<'_> {
+    /// Unreachable: no value of this type exists.
+    pub fn add(&mut self, _text: &str) -> anyhow::Result<KeyResult> {
+        match self {
+            Self::_Never(n, _) => match *n {},
+        }
+    }
+
+    /// Unreachable: no value of this type exists.
+    pub fn finish(&self, _null_keys: usize) -> anyhow::Result<(KeyResult, Vec<KeyResult>)> {
+        match self {
+            Self::_Never(n, _) => match *n {},
+        }
     }
 }
 

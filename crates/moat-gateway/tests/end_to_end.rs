@@ -209,3 +209,75 @@ async fn inspector_hook_blocks_and_observes() {
     assert_eq!(rows[1].1.decision, Some(json!({"action": "block"})));
     assert_eq!(rows[1].1.error.as_deref(), Some("request_blocked"));
 }
+
+/// Names of this process's threads (Linux: `/proc/self/task/*/comm`).
+#[cfg(target_os = "linux")]
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+/// `server.threads = 3`: three serving threads share the port; new connections, streamed and
+/// not, all get answers and all reach the audit log, and the threads stop on shutdown.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_threads_share_the_port_and_audit_every_exchange() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.server.threads = moat_gateway::config::ServingThreads::PerThread(3);
+    let running = moat_gateway::start(cfg, ServeOptions::default())
+        .await
+        .expect("start");
+    let serving = |names: &[String]| {
+        names
+            .iter()
+            .filter(|n| n.starts_with("moat-serve-"))
+            .count()
+    };
+    assert_eq!(serving(&thread_names()), 3, "{:?}", thread_names());
+    let key = account_with_key(&running.gateway.store, "a3").await;
+    let chat = format!("http://{}/v1/chat/completions", running.addr);
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        // A client per request: a new connection each time, spread by the kernel.
+        let (chat, key) = (chat.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(&chat)
+                .bearer_auth(&key)
+                .json(&json!({"model": "demo-echo", "stream": i % 2 == 0,
+                    "messages": [{"role": "user", "content": format!("hello {i}")}]}))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 200);
+            let body = r.text().await.expect("body");
+            if i % 2 == 0 {
+                assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+            } else {
+                let v: Value = serde_json::from_str(&body).expect("json");
+                let text = v["choices"][0]["message"]["content"].as_str().unwrap_or("");
+                assert!(text.contains(&i.to_string()), "{body}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("request task");
+    }
+    running.shutdown().await.expect("shutdown");
+    assert_eq!(serving(&thread_names()), 0, "{:?}", thread_names());
+
+    let store = Store::open(&dir.path().join("moat.db").to_string_lossy())
+        .await
+        .expect("reopen");
+    assert!(store.verify_audit().await.expect("verify").is_ok());
+    let rows = store.read_audit(0, 100).await.expect("read");
+    assert_eq!(rows.len(), 48);
+    assert!(rows
+        .iter()
+        .all(|(_, r)| r.status == 200 && r.output_tokens > 0));
+    assert_eq!(rows.iter().filter(|(_, r)| r.stream).count(), 24);
+}

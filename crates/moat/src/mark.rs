@@ -15,7 +15,7 @@ use std::{
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use moat_gateway::watermark::{default_key_file, read_key_file};
-use moat_gateway::watermark_detect::{detect_text, verdict, KeyResult, Verdict};
+use moat_gateway::watermark_detect::{detect_text, verdict, KeyResult, SamplerDetector, Verdict};
 use moat_mark::{Keyring, MarkConfig};
 use serde_json::{json, Value};
 
@@ -62,19 +62,13 @@ pub(crate) fn load_keys(
     Ok((ring, cfg))
 }
 
-/// The token-level detector of the embedded backend's sampler watermark.
-#[cfg(feature = "embedded")]
-pub(crate) type Sampler = moat_gateway::watermark_detect::SamplerDetector;
-/// Without the embedded backend there is no sampler watermark to detect.
-#[cfg(not(feature = "embedded"))]
-pub(crate) type Sampler = std::convert::Infallible;
-
 /// What `moat mark detect` and `moat verify` score with.
 pub(crate) struct Detectors {
     /// The text-watermark keyring and its parameters.
     pub text: Option<(Keyring, MarkConfig)>,
-    /// The sampler watermark's detector, when the configuration has one (and no `--key-file`).
-    pub sampler: Option<Sampler>,
+    /// The sampler watermark's detector, when the configuration has one (and no `--key-file`;
+    /// never without the `embedded` build).
+    pub sampler: Option<SamplerDetector>,
 }
 
 /// Loads the text keys and, with the embedded backend's sampler watermark configured, the
@@ -85,13 +79,10 @@ pub(crate) fn load_detectors(
     key_file: Option<&Path>,
     context_words: Option<u8>,
 ) -> anyhow::Result<Detectors> {
-    #[cfg(feature = "embedded")]
     let sampler = match (key_file, config_path(cli).exists()) {
-        (None, true) => Sampler::from_config(&load_config(cli)?)?,
+        (None, true) => SamplerDetector::from_config(&load_config(cli)?)?,
         _ => None,
     };
-    #[cfg(not(feature = "embedded"))]
-    let sampler: Option<Sampler> = None;
     let text = match load_keys(cli, key_file, context_words) {
         Ok(k) => Some(k),
         Err(e) if sampler.is_some() => {
@@ -196,11 +187,11 @@ pub async fn run(cli: &Cli, cmd: &MarkCmd) -> anyhow::Result<ExitCode> {
         text: text_keys,
         sampler,
     } = load_detectors(cli, a.key_file.as_deref(), a.context_words)?;
-    #[cfg(not(feature = "embedded"))]
-    let _ = sampler;
     let mut acc = text_keys
         .as_ref()
         .map(|(ring, mcfg)| moat_mark::Accumulator::new(ring.clone(), *mcfg));
+    // One tokenisation per text feeds both its own sampler result and the pooled one.
+    let mut sampler_pool = sampler.as_ref().map(SamplerDetector::pool);
     let mut each = Vec::new();
     for t in &texts {
         let mut results = Vec::new();
@@ -208,21 +199,17 @@ pub async fn run(cli: &Cli, cmd: &MarkCmd) -> anyhow::Result<ExitCode> {
             acc.add(t);
             results = detect_text(t, ring, *mcfg);
         }
-        #[cfg(feature = "embedded")]
-        if let Some(s) = &sampler {
-            results.push(s.detect(t)?);
+        if let Some(pool) = sampler_pool.as_mut() {
+            results.push(pool.add(t)?);
         }
         let v = verdict(&results);
         each.push((results, v));
     }
-    #[allow(unused_mut)]
     let mut pooled: Vec<KeyResult> = acc
         .map(|acc| acc.detections().iter().map(KeyResult::text).collect())
         .unwrap_or_default();
-    #[cfg(feature = "embedded")]
-    if let (Some(s), true) = (&sampler, texts.len() > 1) {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        pooled.push(s.detect_pooled(&refs, 0)?.0);
+    if let (Some(pool), true) = (&sampler_pool, texts.len() > 1) {
+        pooled.push(pool.finish(0)?.0);
     }
     let pooled_v = verdict(&pooled);
     if a.json {

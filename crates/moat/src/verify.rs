@@ -193,7 +193,6 @@ fn pooled(d: &Detectors, texts: &[&str], null_keys: usize) -> anyhow::Result<Poo
             nulls = pooled_text(&random_ring(null_keys)?, *cfg, texts).0;
         }
     }
-    #[cfg(feature = "embedded")]
     if let Some(s) = &d.sampler {
         let (real, n) = s.detect_pooled(texts, null_keys)?;
         positions += real.scored;

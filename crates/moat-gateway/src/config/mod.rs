@@ -9,6 +9,6 @@ pub use scale_out::{BusSettings, LimiterBackend, StoreBackend, StoreOnError, ENV
 pub use validated::{
     parse_cidr, parse_duration, AuditConfig, AuthConfig, Config, ConfigError, EmbeddedConfig,
     EmbeddedWatermark, Env, LimitsConfig, LogConfig, LogFormat, MetricsOn, NoEnv, ProcessEnv,
-    Secret, ServerConfig, StoreConfig, TlsConfig, UpstreamConfig, UpstreamTarget, ENV_ADMIN_TOKEN,
-    ENV_SAMPLER_WATERMARK_SECRET, ENV_UPSTREAM_API_KEY,
+    Secret, ServerConfig, ServingThreads, StoreConfig, TlsConfig, UpstreamConfig, UpstreamTarget,
+    ENV_ADMIN_TOKEN, ENV_SAMPLER_WATERMARK_SECRET, ENV_SERVER_THREADS, ENV_UPSTREAM_API_KEY,
 };

@@ -49,6 +49,8 @@ pub struct RawServer {
     pub trusted_proxies: Option<Vec<S>>,
     pub metrics: Option<S>,
     pub shutdown_grace: Option<S>,
+    /// A count, or `"auto"` / `"shared"`; any other value is reported by the validation.
+    pub threads: Option<Spanned<toml::Value>>,
     pub tls: Option<RawTls>,
 }
 

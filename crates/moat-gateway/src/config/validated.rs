@@ -16,6 +16,8 @@ use super::raw::{RawConfig, S};
 
 /// Environment variable that overrides `[server] admin_token`.
 pub const ENV_ADMIN_TOKEN: &str = "MOAT_ADMIN_TOKEN";
+/// Environment variable that overrides `server.threads`.
+pub const ENV_SERVER_THREADS: &str = "MOAT_SERVER_THREADS";
 /// Environment variable that overrides `[upstream] api_key`.
 pub const ENV_UPSTREAM_API_KEY: &str = "MOAT_UPSTREAM_API_KEY";
 /// Secret of the embedded backend's sampler watermark (never in the file).
@@ -101,8 +103,22 @@ pub struct ServerConfig {
     pub metrics: MetricsOn,
     /// How long in-flight requests may finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// How the public listener is served (`server.threads`).
+    pub threads: ServingThreads,
     /// TLS termination on the public listener.
     pub tls: Option<TlsConfig>,
+}
+
+/// `server.threads`: how the public listener's requests are run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServingThreads {
+    /// `"shared"`: on the process's multi-threaded runtime (work stealing between its workers).
+    Shared,
+    /// `N` (or `"auto"`: one per CPU): N threads, each with its own single-threaded runtime,
+    /// its own listening socket on the same address (`SO_REUSEPORT`: the kernel spreads the
+    /// connections) and its own upstream connection pool, so that a request is never handed
+    /// between threads on its way through the gateway.
+    PerThread(usize),
 }
 
 /// Where requests are forwarded.
@@ -464,6 +480,10 @@ impl Validator<'_> {
         self.error(Some(s.span()), message)
     }
 
+    fn at_span(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> ConfigError {
+        self.error(Some(span), message)
+    }
+
     fn addr(&self, s: &S, key: &str) -> Result<SocketAddr, ConfigError> {
         s.get_ref().parse().map_err(|_| {
             self.at(
@@ -491,6 +511,45 @@ impl Validator<'_> {
                 )
             }),
         }
+    }
+
+    /// `server.threads`, or `MOAT_SERVER_THREADS` (same values) when set.
+    fn serving_threads(
+        &self,
+        raw: Option<&toml::Spanned<toml::Value>>,
+        env: &dyn Env,
+    ) -> Result<ServingThreads, ConfigError> {
+        const MAX: i64 = 256;
+        let count = |n: i64| {
+            (1..=MAX)
+                .contains(&n)
+                .then_some(ServingThreads::PerThread(n as usize))
+                .ok_or(format!("got {n}"))
+        };
+        let word = |w: &str| match w {
+            "shared" => Ok(ServingThreads::Shared),
+            "auto" => Ok(ServingThreads::PerThread(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
+            w => w
+                .parse::<i64>()
+                .map_err(|_| format!("got {w:?}"))
+                .and_then(count),
+        };
+        let expected = "expected \"shared\", \"auto\" or a thread count from 1 to 256";
+        if let Some(v) = env.var(ENV_SERVER_THREADS) {
+            return word(v.trim())
+                .map_err(|e| self.whole(format!("{ENV_SERVER_THREADS}: {expected}, {e}")));
+        }
+        let Some(s) = raw else {
+            return Ok(ServingThreads::Shared);
+        };
+        match s.get_ref() {
+            toml::Value::Integer(n) => count(*n),
+            toml::Value::String(w) => word(w),
+            other => Err(format!("got {other}")),
+        }
+        .map_err(|e| self.at_span(s.span(), format!("server.threads: {expected}, {e}")))
     }
 
     pub(super) fn path(&self, s: &S) -> PathBuf {
@@ -628,6 +687,7 @@ impl Validator<'_> {
             "server.shutdown_grace",
             Duration::from_secs(10),
         )?;
+        let threads = self.serving_threads(rs.threads.as_ref(), env)?;
         let tls = rs.tls.as_ref().map(|t| TlsConfig {
             cert: self.path(&t.cert),
             key: self.path(&t.key),
@@ -760,6 +820,7 @@ impl Validator<'_> {
                 trusted_proxies,
                 metrics,
                 shutdown_grace,
+                threads,
                 tls,
             },
             upstream: UpstreamConfig {
@@ -956,6 +1017,38 @@ mod tests {
         assert_eq!(c.server.metrics, MetricsOn::Admin);
         assert_eq!(c.limits.default_max_tokens, 1024);
         assert_eq!(c.store.path, PathBuf::from("moat.db"));
+    }
+
+    #[test]
+    fn serving_threads_parse_from_file_and_environment() {
+        assert_eq!(parse(MIN).unwrap().server.threads, ServingThreads::Shared);
+        let with = |v: &str| parse(&format!("{MIN}[server]\nthreads = {v}\n"));
+        assert_eq!(
+            with("3").unwrap().server.threads,
+            ServingThreads::PerThread(3)
+        );
+        assert_eq!(
+            with("\"shared\"").unwrap().server.threads,
+            ServingThreads::Shared
+        );
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(
+            with("\"auto\"").unwrap().server.threads,
+            ServingThreads::PerThread(cores)
+        );
+        for bad in ["0", "257", "-1", "\"many\"", "1.5"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("server.threads") || e.contains("threads"),
+                "{bad}: {e}"
+            );
+        }
+        let env = MapEnv(vec![(ENV_SERVER_THREADS, "2")]);
+        let c = Config::parse(MIN, "moat.toml", Path::new(""), &env).unwrap();
+        assert_eq!(c.server.threads, ServingThreads::PerThread(2));
+        let env = MapEnv(vec![(ENV_SERVER_THREADS, "zero")]);
+        let e = Config::parse(MIN, "moat.toml", Path::new(""), &env).unwrap_err();
+        assert!(e.to_string().contains(ENV_SERVER_THREADS), "{e}");
     }
 
     #[test]

@@ -353,7 +353,7 @@ fn upstream_request(
 ) -> reqwest::RequestBuilder {
     let u = &gw.upstream;
     let mut rb = u
-        .client
+        .client()
         .post(u.url(api).clone())
         .header(header::CONTENT_TYPE, "application/json")
         .body(body);

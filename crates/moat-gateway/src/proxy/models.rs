@@ -47,7 +47,7 @@ pub(crate) async fn models(
         url.set_path(&joined);
     }
     let deadline = tokio::time::Instant::now() + gw.config.upstream.timeout;
-    let mut rb = u.client.get(url);
+    let mut rb = u.client().get(url);
     if let Some(b) = &u.bearer {
         rb = rb.header(header::AUTHORIZATION, b.clone());
     }

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod crypto;
 pub mod evidence;
 pub mod export;
+mod intake;
 pub(crate) mod spool;
 pub mod verify;
 pub mod writer;

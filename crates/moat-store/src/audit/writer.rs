@@ -1,13 +1,15 @@
 //! The background audit writer.
 //!
 //! [`AuditHandle::record`] never blocks and never touches the database: it pushes the record
-//! onto a channel and returns. A single background task takes records off the channel and
-//! writes them in batches of up to `batch_size` (or whatever arrived within `flush_interval` of
-//! the first record of a batch), one transaction per batch, extending the hash chain.
+//! onto a queue and returns. A single background task takes records off the queue and writes
+//! them in batches of up to `batch_size` (or whatever arrived within `flush_interval` of the
+//! first record of a batch), one transaction per batch, extending the hash chain. The task is
+//! woken only for the first record of a batch and for the record that fills it, not for every
+//! record (see `intake`).
 //!
 //! # Overflow policy: nothing is dropped
 //!
-//! The channel is unbounded. `channel_capacity` is a *soft* limit: when more than that many
+//! The queue is unbounded. `channel_capacity` is a *soft* limit: when more than that many
 //! records are waiting, every further record is still queued, but counted in
 //! [`AuditStats::overflowed`] and the `moat_audit_overflow_total` metric, and a warning is
 //! logged (rate-limited). The queue depth is exported as the `moat_audit_queue_depth` gauge.
@@ -67,7 +69,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use sqlx::Row;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use super::intake::{Intake, Sender};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -258,15 +262,15 @@ impl AuditWriter {
             spool_retry: config.spool_retry.max(Duration::from_millis(10)),
             ..config
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let intake = Intake::new(config.batch_size);
         let (stop_tx, stop_rx) = oneshot::channel();
         let counters = Arc::new(Counters::default());
         let handle = AuditHandle {
-            tx,
+            tx: Arc::new(Sender(intake.clone())),
             counters: counters.clone(),
             capacity: config.channel_capacity as u64,
         };
-        let join = tokio::spawn(run(store, config, rx, stop_rx, counters.clone()));
+        let join = tokio::spawn(run(store, config, intake, stop_rx, counters.clone()));
         let task = AuditWriterTask {
             join,
             stop: stop_tx,
@@ -279,7 +283,7 @@ impl AuditWriter {
 /// The request path's side of the audit log. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AuditHandle {
-    tx: mpsc::UnboundedSender<AuditRecord>,
+    tx: Arc<Sender>,
     counters: Arc<Counters>,
     capacity: u64,
 }
@@ -303,7 +307,7 @@ impl AuditHandle {
                 );
             }
         }
-        if self.tx.send(rec).is_err() {
+        if self.tx.0.push(rec).is_err() {
             c.dequeued(1);
             c.lose(1);
             tracing::error!("audit record refused: the audit writer has shut down");
@@ -812,7 +816,7 @@ impl Writer {
 async fn run(
     store: Store,
     config: AuditWriterConfig,
-    mut rx: mpsc::UnboundedReceiver<AuditRecord>,
+    intake: Arc<Intake>,
     stop_rx: oneshot::Receiver<()>,
     counters: Arc<Counters>,
 ) {
@@ -825,32 +829,38 @@ async fn run(
     // A spool left by an earlier run goes first.
     w.tick().await;
     while !stopping {
-        let wake = w.next_wake();
-        tokio::select! {
-            biased;
-            _ = stop_requested(&mut stop) => stopping = true,
-            n = rx.recv_many(&mut batch, batch_size) => stopping = n == 0,
-            _ = sleep_until_opt(wake) => {}
+        if intake.len() == 0 {
+            if intake.is_closed() {
+                break; // every handle is gone
+            }
+            let wake = w.next_wake();
+            tokio::select! {
+                biased;
+                _ = stop_requested(&mut stop) => stopping = true,
+                _ = intake.ready() => {}
+                _ = sleep_until_opt(wake) => {}
+            }
         }
-        if !stopping && !batch.is_empty() && batch.len() < batch_size {
+        let queued = intake.len();
+        if !stopping && queued > 0 && queued < batch_size && !intake.is_closed() {
             let deadline = tokio::time::sleep_until(Instant::now() + flush_interval);
             tokio::pin!(deadline);
-            while batch.len() < batch_size {
-                let room = batch_size - batch.len();
+            while intake.len() < batch_size && !intake.is_closed() {
                 tokio::select! {
                     biased;
                     _ = stop_requested(&mut stop) => { stopping = true; break; }
                     _ = &mut deadline => break,
-                    n = rx.recv_many(&mut batch, room) => if n == 0 { stopping = true; break; },
+                    _ = intake.ready() => {}
                 }
             }
         }
+        intake.take(&mut batch, batch_size);
         w.tick().await;
         w.write(&mut batch, &mut stop, &mut stopping).await;
     }
     // Drain: refuse new records, write everything already queued.
-    rx.close();
-    while rx.recv_many(&mut batch, batch_size).await > 0 {
+    intake.close();
+    while intake.take(&mut batch, batch_size) > 0 {
         w.write(&mut batch, &mut stop, &mut stopping).await;
     }
     w.finish().await;
@@ -867,15 +877,10 @@ pub(crate) struct AppendOutcome {
     pub duplicate: u64,
 }
 
-/// Rows per multi-row `INSERT` on PostgreSQL (27 columns, 26 parameters each: well under its
-/// parameter limit); each statement is a round trip, so fewer, larger ones win.
+/// Rows per multi-row `INSERT` (27 columns, 26 parameters each: well under either database's
+/// parameter limit). Each statement is a round trip (to the server on PostgreSQL, to sqlx's
+/// connection thread on SQLite), so fewer, larger ones win.
 const ROWS_PER_INSERT: usize = 32;
-
-/// Rows per `INSERT` on SQLite (in-process: no round trips to save). Kept small because
-/// binding is quadratic in a statement's parameter count there (sqlx looks up every
-/// parameter's name, a linear scan in SQLite): 32 rows (832 parameters) made binding 15 % of
-/// the gateway's CPU per request; 4 rows (104 parameters) make it negligible.
-const SQLITE_ROWS_PER_INSERT: usize = 4;
 
 const INSERT_COLUMNS: &str = "seq, ts_us, account_id, key_id, ip, user_agent, api, model, \
      stream, request_body, status, finish_reason, input_tokens, output_tokens, response_text, \
@@ -883,9 +888,13 @@ const INSERT_COLUMNS: &str = "seq, ts_us, account_id, key_id, ip, user_agent, ap
      response_digest, enc_key_id, enc_nonce, body_ct";
 
 /// `INSERT INTO audit_log … VALUES (…), …` for `rows` rows (1..=ROWS_PER_INSERT), built once.
-fn insert_sql(rows: usize) -> &'static str {
-    static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    let all = SQL.get_or_init(|| {
+/// PostgreSQL numbers its parameters (`$1`, `$2`…). SQLite gets anonymous `?` ones: sqlx asks
+/// SQLite for every parameter's name while binding, a linear scan of the named ones, which made
+/// binding quadratic in the statement's size (15 % of the gateway's CPU at 32 rows of `$N`).
+fn insert_sql(rows: usize, postgres: bool) -> &'static str {
+    static PG: OnceLock<Vec<String>> = OnceLock::new();
+    static LITE: OnceLock<Vec<String>> = OnceLock::new();
+    let all = (if postgres { &PG } else { &LITE }).get_or_init(|| {
         (1..=ROWS_PER_INSERT)
             .map(|rows| {
                 let mut sql = format!("INSERT INTO audit_log ({INSERT_COLUMNS}) VALUES ");
@@ -904,8 +913,12 @@ fn insert_sql(rows: usize) -> &'static str {
                             sql.push('2');
                         } else {
                             p += 1;
-                            sql.push('$');
-                            sql.push_str(&p.to_string());
+                            if postgres {
+                                sql.push('$');
+                                sql.push_str(&p.to_string());
+                            } else {
+                                sql.push('?');
+                            }
                         }
                     }
                     sql.push(')');
@@ -993,13 +1006,8 @@ impl Store {
                 rows.push((row, hex::encode(prev), hex::encode(hash)));
                 prev = hash;
             }
-            let per_insert = if postgres {
-                ROWS_PER_INSERT
-            } else {
-                SQLITE_ROWS_PER_INSERT
-            };
-            for chunk in rows.chunks(per_insert) {
-                insert_rows(&mut tx, chunk).await?;
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                insert_rows(&mut tx, chunk, postgres).await?;
             }
             outcome.written += n as u64;
         }
@@ -1106,8 +1114,9 @@ fn without_nul(rec: &AuditRecord) -> Cow<'_, AuditRecord> {
 async fn insert_rows(
     tx: &mut sqlx::AnyConnection,
     rows: &[(AuditRow, String, String)],
+    postgres: bool,
 ) -> Result<(), StoreError> {
-    let mut q = sqlx::query(insert_sql(rows.len()));
+    let mut q = sqlx::query(insert_sql(rows.len(), postgres));
     for (row, prev, hash) in rows {
         let c = &row.chain;
         let (request_digest, response_digest) = match &c.bodies {
@@ -1156,10 +1165,13 @@ mod tests {
 
     #[test]
     fn insert_sql_numbers_parameters() {
-        let one = insert_sql(1);
+        let one = insert_sql(1, true);
         assert!(one.ends_with("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 2, $21, $22, $23, $24, $25, $26)"), "{one}");
-        assert!(insert_sql(ROWS_PER_INSERT).contains(&format!("${}", 26 * ROWS_PER_INSERT)));
-        assert!(!insert_sql(2).contains("$53"));
+        assert!(insert_sql(ROWS_PER_INSERT, true).contains(&format!("${}", 26 * ROWS_PER_INSERT)));
+        assert!(!insert_sql(2, true).contains("$53"));
+        let lite = insert_sql(2, false);
+        assert_eq!(lite.matches('?').count(), 52, "{lite}");
+        assert!(!lite.contains('$'), "{lite}");
     }
 
     #[tokio::test]

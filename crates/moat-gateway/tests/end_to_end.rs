@@ -237,6 +237,13 @@ async fn serving_threads_share_the_port_and_audit_every_exchange() {
             .filter(|n| n.starts_with("moat-serve-"))
             .count()
     };
+    // A thread names itself once it runs: allow it a moment.
+    for _ in 0..200 {
+        if serving(&thread_names()) == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(serving(&thread_names()), 3, "{:?}", thread_names());
     let key = account_with_key(&running.gateway.store, "a3").await;
     let chat = format!("http://{}/v1/chat/completions", running.addr);

@@ -31,7 +31,7 @@ def main():
           "| null keys: min / median log10 p | served: scored, hit rate, p |")
     print("|" + "---|" * 14)
     for run in runs:
-        name, frac, ctx = run.split(":")
+        name, frac, ctx = run.split(":")[:3]
         t = load(f"{work}/train_{name}.log")
         c = load(f"{work}/corpus_{name}.json")
         s = load(f"{work}/score_{name}.json")

@@ -20,6 +20,9 @@ import numpy as np
 from scipy import stats
 
 GRID = [100, 250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 6000]
+ROBUST_GRID = [2000, 4000, 6000, 10000]
+ATTACKS = [("none", 0.0), ("delete", 0.1), ("delete", 0.3), ("substitute", 0.1),
+           ("substitute", 0.3)]
 
 
 def load(path):
@@ -27,9 +30,12 @@ def load(path):
         return [json.loads(l) for l in f]
 
 
-def detect(bin_path, texts):
+def detect(args, texts):
     inp = "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts))
-    out = subprocess.run([bin_path, "--mode", "detect"], input=inp, capture_output=True,
+    cmd = [args.bin, "--mode", "detect"]
+    if args.context_words is not None:
+        cmd += ["--context-words", str(args.context_words)]
+    out = subprocess.run(cmd, input=inp, capture_output=True,
                          text=True, check=True).stdout
     return [json.loads(l) for l in out.splitlines()]
 
@@ -76,15 +82,8 @@ def power(args, marked):
     print("|---|---|---|---|---|---|")
     res = {}
     for L in GRID:
-        samples = []
-        for _ in range(args.samples):
-            parts, n = [], 0
-            while n < L:
-                t = rng.choice(texts)
-                parts.append(t)
-                n += len(t.split())
-            samples.append(first_words("\n\n".join(parts), L))
-        det = detect(args.bin, samples)
+        samples = [concatenated(rng, texts, L) for _ in range(args.samples)]
+        det = detect(args, samples)
         lp = np.array([d["log10_p"] for d in det])
         res[L] = (np.mean(lp <= -6), np.mean(lp <= -3))
         print(f"| {L} | {len(det)} | {res[L][1]:.3f} | {res[L][0]:.3f} | {np.median(lp):.2f} | "
@@ -93,6 +92,47 @@ def power(args, marked):
     print(f"\nshortest L in grid with >= 95% at p < 1e-6: {ok[0] if ok else 'not reached'}")
     ok3 = [L for L in GRID if res[L][1] >= 0.95]
     print(f"shortest L in grid with >= 95% at p < 1e-3: {ok3[0] if ok3 else 'not reached'}")
+    robustness(args, texts)
+
+
+def concatenated(rng, texts, L):
+    parts, n = [], 0
+    while n < L:
+        t = rng.choice(texts)
+        parts.append(t)
+        n += len(t.split())
+    return first_words("\n\n".join(parts), L)
+
+
+def attack(rng, text, kind, rate, vocab):
+    """Deletes, or replaces by a random corpus word, each whitespace-separated word with
+    probability `rate`; whitespace (line structure, code fences) is kept."""
+    out = []
+    for tok in re.split(r"(\s+)", text):
+        if not tok or tok.isspace() or rng.random() >= rate:
+            out.append(tok)
+        elif kind == "substitute":
+            out.append(rng.choice(vocab))
+    return "".join(out)
+
+
+def robustness(args, texts):
+    print("\n## Robustness: concatenated marked answers, then random word edits")
+    rng = random.Random(2)
+    vocab = [w for t in rng.sample(texts, min(2000, len(texts))) for w in t.split()]
+    print("| L words | edit | rate | samples | p<1e-3 | p<1e-6 | median log10 p | median scored "
+          "| median hit rate |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for L in ROBUST_GRID:
+        base = [concatenated(rng, texts, L) for _ in range(max(1, args.samples // 2))]
+        for kind, rate in ATTACKS:
+            samples = [attack(rng, t, kind, rate, vocab) for t in base]
+            det = detect(args, samples)
+            lp = np.array([d["log10_p"] for d in det])
+            hr = [d["hits"] / d["scored"] for d in det if d["scored"]]
+            print(f"| {L} | {kind} | {rate:.0%} | {len(det)} | {np.mean(lp <= -3):.3f} | "
+                  f"{np.mean(lp <= -6):.3f} | {np.median(lp):.2f} | "
+                  f"{np.median([d['scored'] for d in det]):.0f} | {np.median(hr):.3f} |")
 
 
 def false_positives(nulls, title):
@@ -156,6 +196,8 @@ def main():
     ap.add_argument("--work", default="/tmp/wm")
     ap.add_argument("--bin", default="target/release/examples/mark_eval")
     ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--context-words", type=int, default=None,
+                    help="the mark_eval --context-words the marked file was made with")
     args = ap.parse_args()
     marked = load(f"{args.work}/gpt_marked.jsonl")
     power(args, marked)

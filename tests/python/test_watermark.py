@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import stat
 import subprocess
 
@@ -200,3 +201,32 @@ def test_verify_separates_marked_and_unmarked_suspects(gw, key, upstream_url, tm
     line, rep, _ = verify(upstream_url, tmp_path / "clean")
     assert "no watermark detected" in line and "null check OK" in line
     assert rep["verdict"]["marked"] is False and rep["positions"] > 100
+
+
+def test_unigram_profile_marks_every_answer_the_same_way(make_gateway, tmp_path):
+    # [watermark] context_words = 0 (the setting for proving distillation): one keyed choice
+    # per synonym set, so every answer makes the same choice, and `moat verify` reads the
+    # scheme from the config.
+    g = make_gateway({"watermark": {"context_words": 0}})
+    key = g.account_with_key("wm_uni")
+    answers = [chat(oa(g, key), prose(300 + i, 12)) for i in range(16)]
+    # (PROTECTED quotes "often large": quoted text is never rewritten.)
+    words = re.findall(r"[a-z]+", " ".join(a.replace(PROTECTED, "") for a in answers).lower())
+    for pair in (("often", "frequently"), ("usually", "typically"), ("mainly", "primarily")):
+        used = {w for w in words if w in pair}
+        assert len(used) == 1, (pair, used)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": prose(300 + i, 12)}) + "\n" for i in range(16)))
+    out = tmp_path / "report"
+    p = subprocess.run(
+        [moat_bin(), "--config", str(g.config), "verify", "--suspect", g.url + "/v1", "--model", "demo-echo",
+         "--prompts", str(prompts), "--out", str(out), "--api-key-env", "SUSPECT_KEY", "--null-keys", "10"],
+        capture_output=True, text=True, env={**os.environ, "SUSPECT_KEY": key}, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["sampling"]["temperature"] == 1.0
+    text = next(r for r in rep["results"] if r["scheme"] == "text")
+    # At most one scored position per set: the templates use about 16 sets.
+    assert 10 <= text["scored"] <= 30 and text["hits"] == text["scored"], text
+    assert text["log10_p"] < -3, text
+    assert rep["null_check"]["random_keys"]["all_not_significant"] is True

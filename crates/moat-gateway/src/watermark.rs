@@ -44,8 +44,12 @@ pub struct RawWatermark {
     pub tiers_off: Option<Vec<String>>,
     /// Account ids whose answers are not marked.
     pub accounts_off: Option<Vec<String>>,
-    /// `MarkConfig::context_words` (0 to 4, default 2; 0 is the unigram mark).
+    /// `MarkConfig::context_words` (0 to 4; 0 is the unigram mark).
     pub context_words: Option<usize>,
+    /// `MarkConfig::context_stop_words` (default false).
+    pub context_stop_words: Option<bool>,
+    /// `MarkConfig::context_buckets` (0 to 65,536; default 0: contexts not folded).
+    pub context_buckets: Option<u32>,
     /// `MarkConfig::contractions` (default true).
     pub contractions: Option<bool>,
 }
@@ -197,9 +201,17 @@ impl WatermarkConfig {
                 ));
             }
         }
-        let context_words = raw.context_words.unwrap_or(2);
+        let defaults = MarkConfig::default();
+        let context_words = raw.context_words.unwrap_or(defaults.context_words);
         if context_words > 4 {
             return Err(err(None, "watermark.context_words must be between 0 and 4"));
+        }
+        let context_buckets = raw.context_buckets.unwrap_or(defaults.context_buckets);
+        if context_buckets > 65_536 {
+            return Err(err(
+                None,
+                "watermark.context_buckets must be between 0 and 65536",
+            ));
         }
         Ok(Self {
             enabled: raw.enabled.unwrap_or(true),
@@ -209,7 +221,11 @@ impl WatermarkConfig {
             accounts_off: raw.accounts_off.unwrap_or_default().into_iter().collect(),
             mark: MarkConfig {
                 context_words,
-                contractions: raw.contractions.unwrap_or(true),
+                context_stop_words: raw
+                    .context_stop_words
+                    .unwrap_or(defaults.context_stop_words),
+                context_buckets,
+                contractions: raw.contractions.unwrap_or(defaults.contractions),
             },
         })
     }
@@ -505,6 +521,21 @@ mod tests {
         let bad_active = "active_key = \"zz\"\nkeys = [{ id = \"k1\", secret_env = \"WM1\" }]";
         assert!(validate(bad_active, &ok).is_err());
         assert!(validate("context_words = 9", &NoEnv).is_err());
+        assert!(validate("context_buckets = 70000", &NoEnv).is_err());
+        let folded = validate(
+            "context_words = 1\ncontext_stop_words = true\ncontext_buckets = 4",
+            &NoEnv,
+        )
+        .unwrap()
+        .mark;
+        assert_eq!(
+            (
+                folded.context_words,
+                folded.context_stop_words,
+                folded.context_buckets
+            ),
+            (1, true, 4)
+        );
         assert_eq!(
             validate("context_words = 0", &NoEnv)
                 .unwrap()

@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release -p moat-mark --example mark_eval -- [--mode mark|detect]
 //!     [--threshold 1e-6] [--emit-marked] [--seed N] [--key-hex HEX] [--key-per-text]
-//!     < texts.jsonl
+//!     [--context-words N] < texts.jsonl
 //! ```
 //!
 //! `--mode mark` (default) marks each text with the key, then detects on the marked text and
@@ -19,9 +19,11 @@
 //! answer) share their outcomes, so p-values of different texts are correlated.
 //! Each output line also has `p_rand`, the randomised p-value `P(X > k) + U·P(X = k)` which is
 //! exactly uniform under the null (the plain p-value is discrete, hence conservative).
+//! `--context-words N` marks and detects with `MarkConfig::context_words = N` instead of the
+//! default.
 
 use moat_mark::stats::ln_poisson_binomial_tail;
-use moat_mark::{detect, Detection, Keyring, MarkConfig, MarkKey, Marker};
+use moat_mark::{Detection, Keyring, MarkConfig, MarkKey, Marker};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufWriter, Write};
 
@@ -32,6 +34,7 @@ struct Args {
     seed: u64,
     key_hex: String,
     key_per_text: bool,
+    cfg: MarkConfig,
 }
 
 fn parse_args() -> Args {
@@ -42,6 +45,7 @@ fn parse_args() -> Args {
         seed: 1,
         key_hex: "6d6f61742d6d61726b206576616c206b6579202d206e6f7420736563726574".into(),
         key_per_text: false,
+        cfg: MarkConfig::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -53,6 +57,7 @@ fn parse_args() -> Args {
             "--seed" => a.seed = val().parse().expect("seed"),
             "--key-hex" => a.key_hex = val(),
             "--key-per-text" => a.key_per_text = true,
+            "--context-words" => a.cfg.context_words = val().parse().expect("context words"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -95,9 +100,9 @@ fn word_ends(text: &str) -> Vec<usize> {
     ends
 }
 
-fn words_to_detect(text: &str, ring: &Keyring, log10_thr: f64) -> Option<usize> {
+fn words_to_detect(text: &str, marker: &Marker, log10_thr: f64) -> Option<usize> {
     let ends = word_ends(text);
-    let hit = |n: usize| detect(&text[..ends[n - 1]], ring)[0].log10_p <= log10_thr;
+    let hit = |n: usize| marker.detect(&text[..ends[n - 1]])[0].log10_p <= log10_thr;
     if ends.is_empty() || !hit(ends.len()) {
         return None;
     }
@@ -117,7 +122,7 @@ fn main() {
     let args = parse_args();
     let key = MarkKey::from_hex("eval", &args.key_hex).expect("key");
     let ring = Keyring::new(key);
-    let fixed = Marker::new(ring.clone(), MarkConfig::default());
+    let fixed = Marker::new(ring, args.cfg);
     let mut rng = args.seed;
     let stdin = std::io::stdin();
     let mut out = BufWriter::new(std::io::stdout());
@@ -138,11 +143,10 @@ fn main() {
         let marker = if args.key_per_text {
             let secret = format!("moat-mark-eval-key-{}-{n}", args.seed);
             let k = MarkKey::new("eval", secret.as_bytes()).expect("key");
-            Marker::new(Keyring::new(k), MarkConfig::default())
+            Marker::new(Keyring::new(k), args.cfg)
         } else {
             fixed.clone()
         };
-        let ring = marker.keyring();
         let (scanned, stats) = if args.mark {
             let (m, s) = marker.mark_with_stats(&text);
             (m, Some(s))
@@ -165,7 +169,8 @@ fn main() {
             rec["word_tokens"] = json!(s.words);
             rec["eligible"] = json!(s.eligible);
             rec["changed"] = json!(s.changed);
-            rec["words_to_detect"] = json!(words_to_detect(&scanned, ring, args.threshold.log10()));
+            rec["words_to_detect"] =
+                json!(words_to_detect(&scanned, &marker, args.threshold.log10()));
         }
         if args.emit_marked {
             rec["marked"] = json!(scanned);

@@ -1,10 +1,12 @@
 //! The local context that conditions the keyed choice.
 //!
-//! The context of a position is the last `n` (0 to 4; 2 by default) *content words* before it, where a
-//! content word is any word token (outside opaque code) whose canonical form is not a stop
-//! word. Words are lowercased and **canonicalised**: a member of a synonym set is replaced by
-//! the set's first member (`large` → `big`, `don't` → `do not`). Hence rewriting a word never
-//! changes the context of any later position, so
+//! The context of a position is the last `n` (0 to 4; 2 by default) *content words* before it,
+//! where a content word is any word token (outside opaque code) whose canonical form is not a
+//! stop word — or, with `stop_words` on, the last `n` words of any kind (`n = 1`: simply the
+//! previous word). Optionally the contexts are folded into a few classes. Words are lowercased
+//! and **canonicalised**: a member of a synonym set is replaced by the set's first member
+//! (`large` → `big`, `don't` → `do not`). Hence rewriting a word never changes the context of
+//! any later position, so
 //!
 //! * marking is a pure per-position substitution: the contexts the detector recomputes on the
 //!   marked text are exactly the contexts the marker used; and
@@ -33,6 +35,10 @@ pub(crate) const STOPWORDS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub(crate) struct Context {
     n: usize,
+    /// Stop words count as context words.
+    stop_words: bool,
+    /// Contexts are folded into this many classes (0: not folded).
+    buckets: u32,
     /// Number of words in the window.
     len: usize,
     /// Byte length (with terminator) of each word, oldest first.
@@ -42,10 +48,14 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// A context of the last `n` content words (`n` is capped at 4). With `n = 0` every
-    /// position has the same (empty) context: the keyed choice depends on the synonym set
-    /// alone (a unigram mark, the most learnable by a model trained on marked text).
-    pub fn new(n: usize) -> Self {
+    /// A context of the last `n` content words (`n` is capped at 4), or of the last `n` words
+    /// of any kind when `stop_words` is set. With `n = 0` every position has the same (empty)
+    /// context: the keyed choice depends on the synonym set alone (a unigram mark).
+    ///
+    /// With `buckets > 0` the fingerprint is folded into `buckets` classes (a key-independent
+    /// hash of the words, modulo `buckets`): each synonym set then has at most `buckets`
+    /// keyed choices, every one of them backed by all the contexts of its class.
+    pub fn new(n: usize, stop_words: bool, buckets: u32) -> Self {
         let n = n.min(4);
         let mut bytes = Vec::with_capacity(64);
         bytes.push(n as u8);
@@ -53,6 +63,8 @@ impl Context {
         bytes.resize(1 + n, 0);
         Self {
             n,
+            stop_words,
+            buckets,
             len: 0,
             lens: [0; 4],
             bytes,
@@ -69,7 +81,7 @@ impl Context {
     /// Records a word (already canonical lowercase) whose stop-word status is known.
     #[inline]
     pub fn push_word(&mut self, canonical: &str, stop: bool) {
-        if stop || self.n == 0 {
+        if (stop && !self.stop_words) || self.n == 0 {
             return;
         }
         if self.len == self.n {
@@ -89,7 +101,11 @@ impl Context {
     /// Key-independent 128-bit fingerprint of the current context.
     #[inline]
     pub fn fingerprint(&mut self) -> u128 {
-        *self.cached.get_or_insert_with(|| xxh3_128(&self.bytes))
+        let buckets = self.buckets;
+        *self.cached.get_or_insert_with(|| match buckets {
+            0 => xxh3_128(&self.bytes),
+            b => xxh3_128(&self.bytes) % u128::from(b),
+        })
     }
 }
 
@@ -127,7 +143,7 @@ mod tests {
             "y",
         ];
         for n in 0..6 {
-            let mut c = Context::new(n);
+            let mut c = Context::new(n, false, 0);
             assert_eq!(c.fingerprint(), reference(n, &[]));
             for i in 0..words.len() {
                 c.push(words[i]);

@@ -2,10 +2,15 @@
 //!
 //! 1. Run the same token pipeline as the marker (without rewriting) and collect every eligible
 //!    position: (set, member present in the text, context fingerprint).
-//! 2. Deduplicate: each distinct (context, set) tuple is scored once (its first occurrence).
-//!    Repeating a sentence therefore adds no evidence, and the PRF outputs of the scored
-//!    tuples are independent.
-//! 3. For each key, count hits (the member present equals the key's choice). Under the null
+//! 2. Deduplicate: each distinct (context, set) tuple is scored once, by the member the text
+//!    uses there most often (ties go to the member seen first). Repeating a sentence
+//!    therefore adds no evidence, and the PRF outputs of the scored tuples are independent.
+//!    Which member a tuple votes for is a function of the text alone, so under the null it
+//!    matches the key's choice with probability `1/|set|` exactly as a single occurrence
+//!    would; when the text only leans toward the keyed choice (a model trained on marked
+//!    text, or marked text after edits) the majority recovers it more often than one
+//!    occurrence does.
+//! 3. For each key, count hits (the tuple's member equals the key's choice). Under the null
 //!    (text not marked with this key) hits are independent Bernoulli(1/|set|), so the hit count
 //!    is Poisson-binomial; the p-value is its exact upper tail, computed in log space
 //!    ([`crate::stats`]).
@@ -22,8 +27,8 @@ use crate::engine::{may_rewrite, Decide, Engine, Position};
 use crate::keyring::Keyring;
 use crate::marker::MarkConfig;
 use crate::stats::{group_probabilities, ln_poisson_binomial_tail, z_score};
-use crate::synonyms::SETS;
-use std::collections::HashSet;
+use crate::synonyms::{MAX_MEMBERS, SETS};
+use std::collections::HashMap;
 
 /// Result of testing one key against a text.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,40 +95,100 @@ fn raw_positions(text: &str, cfg: MarkConfig) -> Vec<Position> {
     engine.decider.0
 }
 
-/// Collects the deduplicated eligible positions of a text (key-independent).
-pub(crate) fn positions(text: &str, cfg: MarkConfig) -> (usize, Vec<Position>) {
-    let all = raw_positions(text, cfg);
-    let total = all.len();
-    let mut seen = HashSet::with_capacity(all.len());
-    let unique = all
-        .into_iter()
-        .filter(|p| seen.insert((p.set, p.ctx)))
-        .collect();
-    (total, unique)
+/// How often each member of a set occurred in one distinct (context, set) tuple.
+#[derive(Debug, Clone, Copy)]
+struct Votes {
+    counts: [u32; MAX_MEMBERS],
+    /// Occurrence number at which each member was first seen (`u32::MAX`: never).
+    first: [u32; MAX_MEMBERS],
 }
 
-/// Scores deduplicated positions against every key.
-fn score(keyring: &Keyring, total: usize, scored: &[Position]) -> Vec<Detection> {
-    let ps: Vec<f64> = scored
+impl Votes {
+    fn new() -> Self {
+        Self {
+            counts: [0; MAX_MEMBERS],
+            first: [u32::MAX; MAX_MEMBERS],
+        }
+    }
+
+    fn add(&mut self, member: usize, occurrence: u32) {
+        self.counts[member] += 1;
+        self.first[member] = self.first[member].min(occurrence);
+    }
+
+    /// The member the text uses most often here; ties go to the member seen first. A
+    /// function of the text alone (never of a key).
+    fn member(&self) -> usize {
+        (0..MAX_MEMBERS)
+            .max_by(|&a, &b| {
+                self.counts[a]
+                    .cmp(&self.counts[b])
+                    .then(self.first[b].cmp(&self.first[a]))
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// The distinct (context, set) tuples of one or more texts, with their votes.
+#[derive(Debug, Clone, Default)]
+struct Tuples {
+    index: HashMap<(u16, u128), usize>,
+    /// (set, context, votes) in first-occurrence order.
+    tuples: Vec<(u16, u128, Votes)>,
+    /// Eligible positions seen (before deduplication).
+    total: usize,
+}
+
+impl Tuples {
+    fn add(&mut self, p: &Position) {
+        let occurrence = u32::try_from(self.total).unwrap_or(u32::MAX);
+        self.total += 1;
+        let i = *self.index.entry((p.set, p.ctx)).or_insert_with(|| {
+            self.tuples.push((p.set, p.ctx, Votes::new()));
+            self.tuples.len() - 1
+        });
+        self.tuples[i].2.add(p.member as usize, occurrence);
+    }
+
+    fn of_text(text: &str, cfg: MarkConfig) -> Self {
+        let mut t = Self::default();
+        for p in raw_positions(text, cfg) {
+            t.add(&p);
+        }
+        t
+    }
+}
+
+/// Eligible positions of a text, before and after deduplication (key-independent).
+pub(crate) fn position_counts(text: &str, cfg: MarkConfig) -> (usize, usize) {
+    let t = Tuples::of_text(text, cfg);
+    (t.total, t.tuples.len())
+}
+
+/// Scores deduplicated tuples against every key.
+fn score(keyring: &Keyring, tuples: &Tuples) -> Vec<Detection> {
+    let ps: Vec<f64> = tuples
+        .tuples
         .iter()
-        .map(|p| 1.0 / SETS[p.set as usize].members.len() as f64)
+        .map(|&(set, _, _)| 1.0 / SETS[set as usize].members.len() as f64)
         .collect();
     let groups = group_probabilities(&ps);
     keyring
         .prfs()
         .map(|(id, prf)| {
-            let hits = scored
+            let hits = tuples
+                .tuples
                 .iter()
-                .filter(|p| {
-                    let len = SETS[p.set as usize].members.len();
-                    prf.choose(p.ctx, p.set, len) == p.member as usize
+                .filter(|(set, ctx, votes)| {
+                    let len = SETS[*set as usize].members.len();
+                    prf.choose(*ctx, *set, len) == votes.member()
                 })
                 .count() as u64;
             let ln_p = ln_poisson_binomial_tail(&groups, hits);
             Detection {
                 key_id: id.to_string(),
-                positions: total as u64,
-                scored: scored.len() as u64,
+                positions: tuples.total as u64,
+                scored: tuples.tuples.len() as u64,
                 hits,
                 p_value: ln_p.exp(),
                 log10_p: ln_p / std::f64::consts::LN_10,
@@ -142,25 +207,23 @@ pub fn detect(text: &str, keyring: &Keyring) -> Vec<Detection> {
 /// Tests every key of `keyring` against `text` with an explicit configuration (must match the
 /// configuration used for marking).
 pub fn detect_with(text: &str, keyring: &Keyring, cfg: MarkConfig) -> Vec<Detection> {
-    let (total, scored) = positions(text, cfg);
-    score(keyring, total, &scored)
+    score(keyring, &Tuples::of_text(text, cfg))
 }
 
 /// Accumulates evidence over many texts (e.g. all responses to one account, or a sample of a
-/// suspect model's outputs), deduplicating (context, set) positions *across* texts.
+/// suspect model's outputs), deduplicating (context, set) positions *across* texts: each
+/// distinct tuple votes once, for the member used there most often over all texts.
 ///
 /// One answer rarely has enough eligible positions for a small p-value (about 14 per 1000
 /// words); the evidence of many answers adds up. The null argument is the same as for one text:
 /// positions are key-independent and each distinct tuple is scored once.
 ///
-/// Memory: about 100 bytes per distinct position (~150 positions per 10,000 words).
+/// Memory: about 150 bytes per distinct position (~150 positions per 10,000 words).
 #[derive(Debug, Clone)]
 pub struct Accumulator {
     keyring: Keyring,
     cfg: MarkConfig,
-    seen: HashSet<(u16, u128)>,
-    scored: Vec<Position>,
-    total: usize,
+    tuples: Tuples,
     texts: usize,
 }
 
@@ -170,9 +233,7 @@ impl Accumulator {
         Self {
             keyring,
             cfg,
-            seen: HashSet::new(),
-            scored: Vec::new(),
-            total: 0,
+            tuples: Tuples::default(),
             texts: 0,
         }
     }
@@ -181,10 +242,7 @@ impl Accumulator {
     pub fn add(&mut self, text: &str) {
         self.texts += 1;
         for p in raw_positions(text, self.cfg) {
-            self.total += 1;
-            if self.seen.insert((p.set, p.ctx)) {
-                self.scored.push(p);
-            }
+            self.tuples.add(&p);
         }
     }
 
@@ -193,8 +251,18 @@ impl Accumulator {
         self.texts
     }
 
+    /// How many eligible positions fell into each distinct (context, set) tuple, in
+    /// first-occurrence order: how repetitive the evidence is (key-independent).
+    pub fn tuple_sizes(&self) -> Vec<u32> {
+        self.tuples
+            .tuples
+            .iter()
+            .map(|(_, _, v)| v.counts.iter().sum())
+            .collect()
+    }
+
     /// Current results, one per key id (same semantics as [`detect`]).
     pub fn detections(&self) -> Vec<Detection> {
-        score(&self.keyring, self.total, &self.scored)
+        score(&self.keyring, &self.tuples)
     }
 }

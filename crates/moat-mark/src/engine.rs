@@ -204,7 +204,11 @@ impl<D: Decide> Engine<D> {
     /// An engine whose input buffer takes `cap` bytes without reallocating.
     pub fn with_capacity(cfg: MarkConfig, decider: D, cap: usize) -> Self {
         Self {
-            ctx: Context::new(cfg.context_words),
+            ctx: Context::new(
+                cfg.context_words,
+                cfg.context_stop_words,
+                cfg.context_buckets,
+            ),
             cfg,
             lexer: Lexer::with_capacity(cap),
             queue: VecDeque::new(),
@@ -643,6 +647,7 @@ mod tests {
                 MarkConfig {
                     context_words: 1,
                     contractions: false,
+                    ..MarkConfig::default()
                 },
             ] {
                 let (out, pos) = full(&t, cfg);

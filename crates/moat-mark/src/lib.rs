@@ -50,6 +50,5 @@ pub use synonyms::TABLE_VERSION;
 
 /// Eligible-position count of a text (key-independent), before and after deduplication.
 pub fn eligible_positions(text: &str, cfg: MarkConfig) -> (usize, usize) {
-    let (total, unique) = detect::positions(text, cfg);
-    (total, unique.len())
+    detect::position_counts(text, cfg)
 }

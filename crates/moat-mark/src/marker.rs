@@ -18,6 +18,17 @@ pub struct MarkConfig {
     /// distinct positions per text and a bias that a frequency analysis of many answers can
     /// reveal.
     pub context_words: usize,
+    /// Whether stop words (`the`, `is`, `you`, ...) count as context words. Off (default), the
+    /// context is the previous content words, which survive light edits of function words;
+    /// on, `context_words = 1` makes the context simply the previous word, so the same
+    /// (context, set) tuples recur across many answers and a model trained on them learns
+    /// the keyed choices as bigram preferences (see `docs/watermark.md#radioactivity`).
+    pub context_stop_words: bool,
+    /// Folds the contexts into this many classes (0, default: not folded). Each set then has
+    /// at most this many keyed choices, each backed by every context of its class: fewer
+    /// distinct positions per text, but choices a model trained on marked text sees often
+    /// enough to learn.
+    pub context_buckets: u32,
     /// Whether negative contractions (`do not` ↔ `don't`, ...) are used. They are the most
     /// frequent eligible positions in chat answers but change register slightly.
     pub contractions: bool,
@@ -27,6 +38,8 @@ impl Default for MarkConfig {
     fn default() -> Self {
         Self {
             context_words: 2,
+            context_stop_words: false,
+            context_buckets: 0,
             contractions: true,
         }
     }

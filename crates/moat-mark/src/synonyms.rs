@@ -90,6 +90,9 @@ pub const QUANTITY_WORDS: &[&str] = &[
     "per",
 ];
 
+/// Most members any set has.
+pub const MAX_MEMBERS: usize = 5;
+
 /// A set of interchangeable words. `members[0]` is the canonical form.
 #[derive(Debug, Clone, Copy)]
 pub struct SynSet {
@@ -830,7 +833,7 @@ mod tests {
             .sum();
         assert_eq!(members, vocabulary_size());
         for s in SETS {
-            assert!(s.members.len() >= 2 && s.members.len() <= 5);
+            assert!(s.members.len() >= 2 && s.members.len() <= MAX_MEMBERS);
             for m in s.members {
                 assert_eq!(*m, m.to_lowercase());
                 assert!(!m.contains('’'));

@@ -382,10 +382,22 @@ fn configs() -> Vec<MarkConfig> {
         MarkConfig {
             context_words: 1,
             contractions: true,
+            ..MarkConfig::default()
         },
         MarkConfig {
             context_words: 3,
             contractions: false,
+            ..MarkConfig::default()
+        },
+        MarkConfig {
+            context_words: 0,
+            ..MarkConfig::default()
+        },
+        MarkConfig {
+            context_words: 1,
+            context_stop_words: true,
+            context_buckets: 4,
+            ..MarkConfig::default()
         },
     ]
 }

@@ -10,6 +10,25 @@ fn marker(seed: u8) -> Marker {
     Marker::new(Keyring::new(key("k", seed)), MarkConfig::default())
 }
 
+/// The context schemes the properties below must hold for: the default, the context-keyed
+/// mark of two content words, and the previous word (stop words included) folded into 4
+/// classes.
+fn schemes() -> [MarkConfig; 3] {
+    [
+        MarkConfig::default(),
+        MarkConfig {
+            context_words: 2,
+            ..MarkConfig::default()
+        },
+        MarkConfig {
+            context_words: 1,
+            context_stop_words: true,
+            context_buckets: 4,
+            ..MarkConfig::default()
+        },
+    ]
+}
+
 const PROSE: &str = "Sure! Here is a big overview. Moreover, the large model is often used, \
 and it doesn't matter much. Everyone knows that someone will choose the largest option. \
 For example, you can't always modify the file; it is not nearly as simple. \
@@ -224,7 +243,12 @@ fn stream_mark(m: &Marker, chunks: &[&str]) -> String {
 
 #[test]
 fn streaming_equals_batch_random_chunkings() {
-    let m = marker(1);
+    for cfg in schemes() {
+        streaming_equals_batch(&Marker::new(Keyring::new(key("k", 1)), cfg));
+    }
+}
+
+fn streaming_equals_batch(m: &Marker) {
     let mut rng = StdRng::seed_from_u64(42);
     let mut texts = vec![PROSE.to_string(), String::new(), "x".into(), "don't".into()];
     // Over-long runs of every kind (cut at content-determined points).
@@ -247,7 +271,7 @@ fn streaming_equals_batch_random_chunkings() {
         for _ in 0..8 {
             let chunks = random_chunks(&mut rng, t);
             assert_eq!(
-                stream_mark(&m, &chunks),
+                stream_mark(m, &chunks),
                 whole,
                 "text {t:?} chunks {chunks:?}"
             );
@@ -255,7 +279,7 @@ fn streaming_equals_batch_random_chunkings() {
         // One char at a time.
         let chars: Vec<String> = t.chars().map(String::from).collect();
         let refs: Vec<&str> = chars.iter().map(String::as_str).collect();
-        assert_eq!(stream_mark(&m, &refs), whole);
+        assert_eq!(stream_mark(m, &refs), whole);
     }
 }
 
@@ -263,7 +287,13 @@ fn streaming_equals_batch_random_chunkings() {
 fn marking_is_idempotent_and_every_scored_position_hits() {
     // Rewrites never change eligibility or contexts, so marking twice is a no-op and the
     // detector finds the active key's choice at every scored position.
-    let m = marker(2);
+    for cfg in schemes() {
+        idempotent_and_every_position_hits(&Marker::new(Keyring::new(key("k", 2)), cfg));
+    }
+}
+
+fn idempotent_and_every_position_hits(m: &Marker) {
+    let cfg = m.config();
     let mut rng = StdRng::seed_from_u64(7);
     let mut texts = vec![PROSE.to_string()];
     for n in 0..600 {
@@ -279,14 +309,15 @@ fn marking_is_idempotent_and_every_scored_position_hits() {
         scored += d.scored;
         // The set of eligible positions is the same before and after marking.
         assert_eq!(
-            moat_mark::eligible_positions(t, MarkConfig::default()),
-            moat_mark::eligible_positions(&once, MarkConfig::default()),
+            moat_mark::eligible_positions(t, cfg),
+            moat_mark::eligible_positions(&once, cfg),
         );
     }
-    // The generator must actually exercise rewriting.
+    // The generator must actually exercise rewriting (per text, so the few distinct tuples
+    // of a unigram mark still add up).
     assert!(
-        changed > 1000 && scored > 2000,
-        "changed {changed} scored {scored}"
+        changed > 1000 && scored > 1000,
+        "{cfg:?}: changed {changed} scored {scored}"
     );
 }
 
@@ -582,4 +613,100 @@ fn accumulator_adds_evidence_across_texts() {
         acc.add(&random_text(&mut rng, 60));
     }
     assert!(acc.detections()[0].log10_p > -6.0);
+}
+
+/// Rewrites every occurrence of `from` (whole words) in `text` into `to`, the first `n` only
+/// when `n` is given.
+fn swap_words(text: &str, from: &str, to: &str, n: Option<usize>) -> String {
+    let mut out = Vec::new();
+    let mut left = n.unwrap_or(usize::MAX);
+    for w in text.split(' ') {
+        if w == from && left > 0 {
+            left -= 1;
+            out.push(to);
+        } else {
+            out.push(w);
+        }
+    }
+    out.join(" ")
+}
+
+#[test]
+fn a_repeated_tuple_votes_for_its_majority_member() {
+    // Unigram mark: every "often"/"frequently" position is one tuple. The text is marked (all
+    // occurrences carry the key's choice); a minority switched to the other member leaves the
+    // tuple's vote (and the hit) unchanged, a majority switched flips it.
+    let cfg = MarkConfig {
+        context_words: 0,
+        ..MarkConfig::default()
+    };
+    let m = Marker::new(Keyring::new(key("k", 21)), cfg);
+    let text = "We often walk there. ".repeat(5);
+    let marked = m.mark(&text);
+    let keyed = if marked.contains("often") {
+        "often"
+    } else {
+        "frequently"
+    };
+    let other = if keyed == "often" {
+        "frequently"
+    } else {
+        "often"
+    };
+    let d = &m.detect(&marked)[0];
+    assert_eq!((d.positions, d.scored, d.hits), (5, 1, 1));
+    let minority = swap_words(&marked, keyed, other, Some(2));
+    assert_eq!(m.detect(&minority)[0].hits, 1, "{minority}");
+    let majority = swap_words(&marked, keyed, other, Some(3));
+    assert_eq!(m.detect(&majority)[0].hits, 0, "{majority}");
+    // A tie goes to the member seen first, whichever it is.
+    let tie_keyed_first = swap_words(&"We often walk there. ".repeat(4), "often", keyed, None);
+    let tie = format!(
+        "{}{}",
+        &tie_keyed_first[..tie_keyed_first.len() / 2],
+        swap_words(
+            &tie_keyed_first[tie_keyed_first.len() / 2..],
+            keyed,
+            other,
+            None
+        )
+    );
+    assert_eq!(m.detect(&tie)[0].hits, 1, "{tie}");
+    let tie_other_first = format!(
+        "{}{}",
+        swap_words(
+            &tie_keyed_first[..tie_keyed_first.len() / 2],
+            keyed,
+            other,
+            None
+        ),
+        &tie_keyed_first[tie_keyed_first.len() / 2..]
+    );
+    assert_eq!(m.detect(&tie_other_first)[0].hits, 0, "{tie_other_first}");
+}
+
+#[test]
+fn accumulated_votes_keep_the_null_distribution() {
+    // Unmarked texts whose tuples recur with mixed members: under random keys the pooled
+    // p-values stay conservative (P(p <= a) <= a), as for single occurrences.
+    let cfg = MarkConfig {
+        context_words: 0,
+        ..MarkConfig::default()
+    };
+    let mut rng = StdRng::seed_from_u64(77);
+    let texts: Vec<String> = (0..40).map(|_| random_text(&mut rng, 80)).collect();
+    let n = 300;
+    let mut below = 0usize;
+    for i in 0..n {
+        let k = MarkKey::new("k", (i as u64 + 7).to_le_bytes().repeat(3)).unwrap();
+        let mut acc = moat_mark::Accumulator::new(Keyring::new(k), cfg);
+        for t in &texts {
+            acc.add(t);
+        }
+        if acc.detections()[0].p_value <= 0.1 {
+            below += 1;
+        }
+    }
+    let frac = below as f64 / n as f64;
+    assert!(frac <= 0.1 + 3.5 * (0.09 / n as f64).sqrt(), "{frac}");
 }

@@ -1,8 +1,8 @@
 //! Corpus marking and pooled scoring for the radioactivity experiment (bench/radioactivity).
 //!
 //! ```text
-//! radio mark  --fraction F [--context-words N] [--seed S] [--key-hex HEX] < in.jsonl > out.jsonl
-//! radio score [--context-words N] [--null-keys K] [--key-hex HEX] [--label L] < texts.jsonl
+//! radio mark  --fraction F [--context-words N] [--stop-words 0|1] [--buckets B] [--seed S] [--key-hex HEX] < in.jsonl > out.jsonl
+//! radio score [--context-words N] [--stop-words 0|1] [--buckets B] [--null-keys K] [--key-hex HEX] [--label L] < texts.jsonl
 //! ```
 //!
 //! `mark` rewrites the `text` of a deterministic fraction `F` of the lines with moat-mark
@@ -34,6 +34,8 @@ struct Args {
     mode: String,
     fraction: f64,
     context_words: usize,
+    stop_words: bool,
+    buckets: u32,
     seed: u64,
     key_hex: String,
     null_keys: usize,
@@ -46,6 +48,8 @@ fn parse() -> Result<Args, String> {
         mode: it.next().ok_or("usage: radio mark|score [options]")?,
         fraction: 1.0,
         context_words: 2,
+        stop_words: false,
+        buckets: 0,
         seed: 1,
         key_hex: BENCH_KEY_HEX.into(),
         null_keys: 20,
@@ -57,6 +61,8 @@ fn parse() -> Result<Args, String> {
         match flag.as_str() {
             "--fraction" => a.fraction = num(&v)?,
             "--context-words" => a.context_words = num(&v)? as usize,
+            "--stop-words" => a.stop_words = num(&v)? != 0.0,
+            "--buckets" => a.buckets = num(&v)? as u32,
             "--seed" => a.seed = num(&v)? as u64,
             "--key-hex" => a.key_hex = v,
             "--null-keys" => a.null_keys = num(&v)? as usize,
@@ -83,6 +89,8 @@ fn main() {
     };
     let cfg = MarkConfig {
         context_words: a.context_words,
+        context_stop_words: a.stop_words,
+        context_buckets: a.buckets,
         ..MarkConfig::default()
     };
     let key = MarkKey::from_hex("bench", &a.key_hex).expect("key");
@@ -130,9 +138,24 @@ fn main() {
                 .map(|d| d.log10_p)
                 .collect();
             null_log10.sort_by(f64::total_cmp);
+            let mut sizes = acc.tuple_sizes();
+            sizes.sort_unstable();
+            let in_tuples_of = |k: u32| {
+                sizes
+                    .iter()
+                    .filter(|&&s| s >= k)
+                    .map(|&s| s as u64)
+                    .sum::<u64>() as f64
+                    / bench.positions.max(1) as f64
+            };
             let r = json!({
+                "positions_in_tuples_of_5": in_tuples_of(5),
+                "positions_in_tuples_of_20": in_tuples_of(20),
+                "tuples_of_5": sizes.iter().filter(|&&s| s >= 5).count(),
                 "label": a.label,
                 "context_words": a.context_words,
+                "stop_words": a.stop_words,
+                "buckets": a.buckets,
                 "texts": acc.texts(),
                 "words": words,
                 "positions": bench.positions,

@@ -43,6 +43,11 @@ pub struct VerifyArgs {
     /// `max_tokens` per answer.
     #[arg(long, default_value_t = 512)]
     pub max_tokens: u64,
+    /// Sampling temperature asked of the suspect. 1.0 (the default) samples the distribution
+    /// it learned; a low temperature collapses its answers onto its most likely words, which
+    /// hides word-choice preferences learned from watermarked text.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
     /// Requests in flight.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -96,17 +101,24 @@ fn chat_url(base: &str) -> String {
     }
 }
 
+/// What every request asks of the suspect.
+struct Sampling {
+    model: String,
+    max_tokens: u64,
+    temperature: f64,
+}
+
 async fn ask(
     client: &reqwest::Client,
     url: &str,
     key: Option<&str>,
-    model: &str,
-    max_tokens: u64,
+    sampling: &Sampling,
     prompt: &str,
 ) -> Result<String, String> {
     let mut rb = client.post(url).json(&json!({
-        "model": model,
-        "max_tokens": max_tokens,
+        "model": sampling.model,
+        "max_tokens": sampling.max_tokens,
+        "temperature": sampling.temperature,
         "messages": [{"role": "user", "content": prompt}],
     }));
     if let Some(k) = key {
@@ -145,13 +157,18 @@ async fn collect(a: &VerifyArgs, prompts: Vec<String>) -> anyhow::Result<Vec<Ans
         .build()?;
     let url = Arc::new(chat_url(&a.suspect));
     let sem = Arc::new(tokio::sync::Semaphore::new(a.concurrency.max(1)));
+    let sampling = Arc::new(Sampling {
+        model: a.model.clone(),
+        max_tokens: a.max_tokens,
+        temperature: a.temperature,
+    });
     let mut set = tokio::task::JoinSet::new();
     for (i, p) in prompts.into_iter().enumerate() {
         let (client, url, key, sem) = (client.clone(), url.clone(), key.clone(), sem.clone());
-        let (model, max_tokens) = (a.model.clone(), a.max_tokens);
+        let sampling = sampling.clone();
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let r = ask(&client, &url, key.as_deref(), &model, max_tokens, &p).await;
+            let r = ask(&client, &url, key.as_deref(), &sampling, &p).await;
             let (text, error) = match r {
                 Ok(t) => (Some(t), None),
                 Err(e) => (None, Some(e)),
@@ -282,6 +299,7 @@ pub async fn run(cli: &Cli, a: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let report = json!({
         "suspect": a.suspect,
         "model": a.model,
+        "sampling": {"max_tokens": a.max_tokens, "temperature": a.temperature},
         "generated_at": chrono::Utc::now().to_rfc3339(),
         "verdict": v,
         "verdict_line": line,

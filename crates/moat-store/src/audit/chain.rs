@@ -248,8 +248,10 @@ impl AuditRow {
         decision: Option<String>,
         keys: Option<&AuditKeyring>,
     ) -> AuditRow {
+        // `thread_rng` is a CSPRNG seeded from the OS (and reseeded): the salt stays
+        // unpredictable without a getrandom system call per record.
         let mut salt = [0u8; SALT_LEN];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut salt);
         let request_digest = body_digest(&salt, &rec.request_body);
         let response_digest = rec.response_text.as_deref().map(|t| body_digest(&salt, t));
         let sealed = keys.and_then(|k| {

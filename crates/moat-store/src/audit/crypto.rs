@@ -134,7 +134,8 @@ impl AuditKeyring {
         let id = self.active.as_ref()?;
         let cipher = self.keys.get(id)?;
         let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        // A CSPRNG seeded from the OS; 192-bit random nonces never repeat in practice.
+        rand::thread_rng().fill_bytes(&mut nonce);
         let aad = associated_data(seq, id, digests);
         let ct = cipher
             .encrypt(
@@ -194,7 +195,8 @@ impl AuditKeyring {
         let id = self.active.as_ref()?;
         let cipher = self.keys.get(id)?;
         let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        // A CSPRNG seeded from the OS; 192-bit random nonces never repeat in practice.
+        rand::thread_rng().fill_bytes(&mut nonce);
         let ct = cipher
             .encrypt(
                 XNonce::from_slice(&nonce),

@@ -36,12 +36,13 @@ impl Intake {
         })
     }
 
-    /// Appends `rec`; gives it back when the queue is closed.
-    pub(crate) fn push(&self, rec: AuditRecord) -> Result<(), AuditRecord> {
+    /// Appends `rec`; false (and `rec` is dropped) when the queue is closed.
+    #[must_use]
+    pub(crate) fn push(&self, rec: AuditRecord) -> bool {
         let len = {
             let mut s = self.state.lock();
             if s.closed {
-                return Err(rec);
+                return false;
             }
             s.records.push(rec);
             s.records.len()
@@ -49,7 +50,7 @@ impl Intake {
         if len == 1 || len == self.batch_size {
             self.ready.notify_one();
         }
-        Ok(())
+        true
     }
 
     /// Records waiting.
@@ -112,18 +113,18 @@ mod tests {
     #[tokio::test]
     async fn wakes_on_the_first_record_and_on_a_full_batch_only() {
         let q = Intake::new(3);
-        q.push(rec(1)).unwrap();
+        assert!(q.push(rec(1)));
         // The first record left a wake-up.
         tokio::time::timeout(std::time::Duration::from_secs(1), q.ready())
             .await
             .expect("woken by the first record");
-        q.push(rec(2)).unwrap();
+        assert!(q.push(rec(2)));
         let quiet = tokio::time::timeout(std::time::Duration::from_millis(20), q.ready()).await;
         assert!(
             quiet.is_err(),
             "no wake-up for a record in the middle of a batch"
         );
-        q.push(rec(3)).unwrap();
+        assert!(q.push(rec(3)));
         tokio::time::timeout(std::time::Duration::from_secs(1), q.ready())
             .await
             .expect("woken by the record that fills the batch");
@@ -139,10 +140,10 @@ mod tests {
     fn closing_refuses_new_records_and_keeps_queued_ones() {
         let q = Intake::new(8);
         let sender = Sender(q.clone());
-        q.push(rec(1)).unwrap();
+        assert!(q.push(rec(1)));
         drop(sender);
         assert!(q.is_closed());
-        assert_eq!(q.push(rec(2)).unwrap_err().status, 2);
+        assert!(!q.push(rec(2)));
         let mut got = Vec::new();
         assert_eq!(q.take(&mut got, 8), 1);
     }

@@ -307,7 +307,7 @@ impl AuditHandle {
                 );
             }
         }
-        if self.tx.0.push(rec).is_err() {
+        if !self.tx.0.push(rec) {
             c.dequeued(1);
             c.lose(1);
             tracing::error!("audit record refused: the audit writer has shut down");

@@ -8,6 +8,9 @@
 # bench/compare/run.sh once, or `cargo install oha --root bench/.tools`) and records it with
 # `perf record -g` (Debian package linux-perf). Writes bench/results/profile-<time>/{perf.data,
 # top.txt}: top.txt lists the functions by self time, then by inclusive time.
+# CALLGRAPH=dwarf records DWARF call graphs (the release build keeps no frame pointers, so `-g`
+# alone stops at the first frame); STRACE=1 counts system calls (`strace -f -c`) instead of
+# sampling, into strace.txt. MOAT_SERVER_THREADS=auto profiles the serving-thread mode.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE=${1:-2000}; SECS=${2:-15}
@@ -52,7 +55,19 @@ BODY='{"model":"demo-echo","max_tokens":32,"messages":[{"role":"user","content":
   -H "authorization: Bearer $KEY" -H "content-type: application/json" \
   -q "$RATE" -z "$((SECS + 4))s" -c 64 > "$WORK/oha.txt" 2>&1 & PIDS+=($!)
 sleep 2
-perf record -F 999 -g -p "$GW_PID" -o "$OUT/perf.data" -- sleep "$SECS" 2> "$WORK/perf.log"
+if [[ ${STRACE:-0} == 1 ]]; then
+  command -v strace >/dev/null || { echo "needs strace: apt-get install strace" >&2; exit 1; }
+  timeout "$SECS" strace -f -c -p "$GW_PID" -o "$OUT/strace.txt" || true
+  wait "${PIDS[-1]}" || true
+  grep -E "Success rate|Requests/sec" "$WORK/oha.txt" | tee -a "$OUT/strace.txt" || true
+  echo "system calls in $OUT/strace.txt (over ${SECS}s at $RATE req/s)" >&2
+  exit 0
+fi
+if [[ ${CALLGRAPH:-fp} == dwarf ]]; then
+  perf record -F 1999 --call-graph dwarf,16384 -p "$GW_PID" -o "$OUT/perf.data" -- sleep "$SECS" 2> "$WORK/perf.log"
+else
+  perf record -F 999 -g -p "$GW_PID" -o "$OUT/perf.data" -- sleep "$SECS" 2> "$WORK/perf.log"
+fi
 wait "${PIDS[-1]}" || true
 {
   echo "# moat serve, everything on, $RATE req/s for ${SECS}s ($(date -u '+%F %H:%M UTC'))"

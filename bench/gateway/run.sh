@@ -23,22 +23,9 @@ BIN=target/release/moat; LG=target/release/examples/loadgen
 WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 UP_PORT=18431; GW_PORT=18432; NW_PORT=18433
 $BIN demo-upstream --listen 127.0.0.1:$UP_PORT > "$WORK/up.log" 2>&1 & UP_PID=$!
-cat > "$WORK/moat.toml" <<TOML
-[server]
-listen = "127.0.0.1:$GW_PORT"
-[upstream]
-base_url = "http://127.0.0.1:$UP_PORT/v1"
-[store]
-path = "$WORK/moat.db"
-[limits]
-requests_per_minute = 100000000
-tokens_per_minute = 100000000000
-tokens_per_day = 100000000000
-[log]
-level = "warn"
-TOML
-$BIN --config "$WORK/moat.toml" accounts create --id bench >/dev/null
-KEY=$($BIN --config "$WORK/moat.toml" keys create --account bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+. bench/moat_setup.sh
+bench_moat_config "$WORK/moat.toml" "$GW_PORT" "$UP_PORT" "$WORK/moat.db"
+KEY=$(bench_moat_key "$BIN" "$WORK/moat.toml")
 $BIN --config "$WORK/moat.toml" serve > "$WORK/gw.log" 2>&1 & GW_PID=$!
 # The same gateway (same store, same key) with the text watermark off: what marking costs.
 sed -e "s/127.0.0.1:$GW_PORT/127.0.0.1:$NW_PORT/" "$WORK/moat.toml" > "$WORK/nowm.toml"

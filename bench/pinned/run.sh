@@ -33,28 +33,10 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 UP=18741; GW=18742; NG=18743
 taskset -c 0 $BIN demo-upstream --listen 127.0.0.1:$UP > "$W/up.log" 2>&1 & PIDS+=($!)
 UP_PID=$!
-cat > "$W/moat.toml" <<TOML
-[server]
-listen = "127.0.0.1:$GW"
-threads = 1
-[upstream]
-base_url = "http://127.0.0.1:$UP/v1"
-[store]
-path = "$W/moat.db"
-[limits]
-requests_per_minute = 100000000
-tokens_per_minute = 100000000000
-tokens_per_day = 100000000000
-[log]
-level = "warn"
-[enforce]
-shadow = false
-[watermark]
-enabled = true
-TOML
-$BIN --config "$W/moat.toml" accounts create --id bench >/dev/null
-KEY=$($BIN --config "$W/moat.toml" keys create --account bench --json |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+. bench/moat_setup.sh
+SERVER_LINES='threads = 1' bench_moat_config "$W/moat.toml" "$GW" "$UP" "$W/moat.db" \
+  $'[enforce]\nshadow = false\n[watermark]\nenabled = true'
+KEY=$(bench_moat_key "$BIN" "$W/moat.toml")
 taskset -c 1 $BIN --config "$W/moat.toml" serve > "$W/gw.log" 2>&1 & PIDS+=($!)
 GW_PID=$!
 mkdir -p "$W/nginx"
@@ -82,9 +64,7 @@ if [[ -n ${ALT_TOML:-}${ALT_SCHED:-} ]]; then
   AL=18744
   sed -e "s/127.0.0.1:$GW/127.0.0.1:$AL/" -e "s|$W/moat.db|$W/alt.db|" "$W/moat.toml" > "$W/alt.toml"
   printf '%b\n' "${ALT_TOML:-}" >> "$W/alt.toml"
-  $BIN --config "$W/alt.toml" accounts create --id bench >/dev/null
-  ALT_KEY=$($BIN --config "$W/alt.toml" keys create --account bench --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+  ALT_KEY=$(bench_moat_key "$BIN" "$W/alt.toml")
   taskset -c 1 $BIN --config "$W/alt.toml" serve > "$W/alt.log" 2>&1 & PIDS+=($!)
   AL_PID=$!
   SYSTEMS+=("moat_alt $AL $AL_PID")

@@ -24,27 +24,9 @@ PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 UP=18601; GW=18602
 $BIN demo-upstream --listen 127.0.0.1:$UP > "$WORK/up.log" 2>&1 & PIDS+=($!)
-cat > "$WORK/moat.toml" <<TOML
-[server]
-listen = "127.0.0.1:$GW"
-[upstream]
-base_url = "http://127.0.0.1:$UP/v1"
-[store]
-path = "$WORK/moat.db"
-[limits]
-requests_per_minute = 100000000
-tokens_per_minute = 100000000000
-tokens_per_day = 100000000000
-[log]
-level = "warn"
-[enforce]
-shadow = false
-[watermark]
-enabled = true
-TOML
-$BIN --config "$WORK/moat.toml" accounts create --id bench >/dev/null
-KEY=$($BIN --config "$WORK/moat.toml" keys create --account bench --json |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+. bench/moat_setup.sh
+bench_moat_config "$WORK/moat.toml" "$GW" "$UP" "$WORK/moat.db" $'[enforce]\nshadow = false\n[watermark]\nenabled = true'
+KEY=$(bench_moat_key "$BIN" "$WORK/moat.toml")
 $BIN --config "$WORK/moat.toml" serve > "$WORK/gw.log" 2>&1 & PIDS+=($!)
 GW_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW/healthz" >/dev/null && break; sleep 0.1; done

@@ -95,31 +95,12 @@ wait_http "http://127.0.0.1:$UP/healthz"
 printf 'direct\t%s\thttp://127.0.0.1:%s/v1/chat/completions\thttp://127.0.0.1:%s/v1/messages\n' \
   "$UP_PID" $UP $UP >> "$SPEC"
 
-moat_conf() { # NAME PORT EXTRA [SERVER_KEYS]
-  mkdir -p "$WORK/$1"
-  cat > "$WORK/$1/moat.toml" <<TOML
-[server]
-listen = "127.0.0.1:$2"
-${4:-}
-[upstream]
-base_url = "http://127.0.0.1:$UP/v1"
-[store]
-path = "$WORK/$1/moat.db"
-[limits]
-requests_per_minute = 100000000
-tokens_per_minute = 100000000000
-tokens_per_day = 100000000000
-[log]
-level = "warn"
-$3
-TOML
-}
-start_moat() { # NAME PORT EXTRA [SERVER_KEYS]
-  moat_conf "$1" "$2" "$3" "${4:-}"
+. bench/moat_setup.sh
+start_moat() { # NAME PORT EXTRA [SERVER_LINES]
   local c=$WORK/$1/moat.toml key
-  $BIN --config "$c" accounts create --id bench >/dev/null
-  key=$($BIN --config "$c" keys create --account bench --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+  mkdir -p "$WORK/$1"
+  SERVER_LINES="${4:-}" bench_moat_config "$c" "$2" "$UP" "$WORK/$1/moat.db" "$3"
+  key=$(bench_moat_key "$BIN" "$c")
   $BIN --config "$c" serve > "$WORK/$1/serve.log" 2>&1 & PIDS+=($!)
   local pid=$!
   wait_http "http://127.0.0.1:$2/healthz"

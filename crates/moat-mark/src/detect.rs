@@ -173,15 +173,18 @@ fn score(keyring: &Keyring, tuples: &Tuples) -> Vec<Detection> {
         .map(|&(set, _, _)| 1.0 / SETS[set as usize].members.len() as f64)
         .collect();
     let groups = group_probabilities(&ps);
+    // What each tuple votes for is the same for every key: decide it once.
+    let voted: Vec<usize> = tuples.tuples.iter().map(|(_, _, v)| v.member()).collect();
     keyring
         .prfs()
         .map(|(id, prf)| {
             let hits = tuples
                 .tuples
                 .iter()
-                .filter(|(set, ctx, votes)| {
+                .zip(&voted)
+                .filter(|((set, ctx, _), &member)| {
                     let len = SETS[*set as usize].members.len();
-                    prf.choose(*ctx, *set, len) == votes.member()
+                    prf.choose(*ctx, *set, len) == member
                 })
                 .count() as u64;
             let ln_p = ln_poisson_binomial_tail(&groups, hits);

@@ -138,8 +138,7 @@ fn main() {
                 .map(|d| d.log10_p)
                 .collect();
             null_log10.sort_by(f64::total_cmp);
-            let mut sizes = acc.tuple_sizes();
-            sizes.sort_unstable();
+            let sizes = acc.tuple_sizes();
             let in_tuples_of = |k: u32| {
                 sizes
                     .iter()

@@ -24,6 +24,7 @@ pub mod scale_out;
 pub mod server;
 mod serving;
 pub mod tls;
+pub mod upstream;
 pub mod watermark;
 pub mod watermark_detect;
 pub mod watermark_json;

@@ -11,6 +11,7 @@
 
 use std::{sync::OnceLock, time::Duration};
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::api::Api;
@@ -73,49 +74,131 @@ pub fn render() -> String {
     }
 }
 
-fn status_label(status: u16) -> &'static str {
+/// The `status` label values: common codes exactly, the rest by class.
+const STATUS_LABELS: [&str; 17] = [
+    "200", "400", "401", "403", "404", "405", "413", "429", "499", "500", "502", "503", "504",
+    "2xx", "3xx", "4xx", "5xx",
+];
+
+fn status_index(status: u16) -> usize {
     match status {
-        200 => "200",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        413 => "413",
-        429 => "429",
-        499 => "499",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        s if s < 300 => "2xx",
-        s if s < 400 => "3xx",
-        s if s < 500 => "4xx",
-        _ => "5xx",
+        200 => 0,
+        400 => 1,
+        401 => 2,
+        403 => 3,
+        404 => 4,
+        405 => 5,
+        413 => 6,
+        429 => 7,
+        499 => 8,
+        500 => 9,
+        502 => 10,
+        503 => 11,
+        504 => 12,
+        s if s < 300 => 13,
+        s if s < 400 => 14,
+        s if s < 500 => 15,
+        _ => 16,
     }
+}
+
+/// The per-request series of one API, each resolved on first use. Recording through a kept
+/// handle is one atomic update; through the macros it is a registry lookup (labels built and
+/// hashed) per series per request.
+struct Series {
+    requests: [OnceLock<Counter>; STATUS_LABELS.len()],
+    duration: OnceLock<Histogram>,
+    upstream: OnceLock<Histogram>,
+    tokens_in: OnceLock<Counter>,
+    tokens_out: OnceLock<Counter>,
+}
+
+impl Series {
+    const fn new() -> Self {
+        Series {
+            requests: [const { OnceLock::new() }; STATUS_LABELS.len()],
+            duration: OnceLock::new(),
+            upstream: OnceLock::new(),
+            tokens_in: OnceLock::new(),
+            tokens_out: OnceLock::new(),
+        }
+    }
+}
+
+static SERIES: [Series; 4] = [const { Series::new() }; 4];
+
+/// `api`'s series once the recorder is in place (a handle taken before would stay a no-op);
+/// `None` before, when the macros are used instead.
+fn series(api: Api) -> Option<&'static Series> {
+    HANDLE.get()?;
+    Some(
+        &SERIES[match api {
+            Api::OpenAiChat => 0,
+            Api::OpenAiCompletions => 1,
+            Api::OpenAiModels => 2,
+            Api::AnthropicMessages => 3,
+        }],
+    )
+}
+
+fn requests_total(api: Api, status: u16) -> Counter {
+    let status = STATUS_LABELS[status_index(status)];
+    metrics::counter!("moat_requests_total", "api" => api.name(), "status" => status)
+}
+
+fn tokens_total(api: Api, direction: &'static str) -> Counter {
+    metrics::counter!("moat_tokens_total", "api" => api.name(), "direction" => direction)
+}
+
+fn request_duration(api: Api) -> Histogram {
+    metrics::histogram!("moat_request_duration_seconds", "api" => api.name())
+}
+
+fn upstream_duration(api: Api) -> Histogram {
+    metrics::histogram!("moat_upstream_duration_seconds", "api" => api.name())
 }
 
 /// Records a finished exchange.
 pub fn request(api: Api, status: u16, latency: Duration, input: u64, output: u64) {
-    let name = api.name();
-    metrics::counter!("moat_requests_total", "api" => name, "status" => status_label(status))
+    let Some(s) = series(api) else {
+        requests_total(api, status).increment(1);
+        request_duration(api).record(latency.as_secs_f64());
+        if input > 0 {
+            tokens_total(api, "input").increment(input);
+        }
+        if output > 0 {
+            tokens_total(api, "output").increment(output);
+        }
+        return;
+    };
+    s.requests[status_index(status)]
+        .get_or_init(|| requests_total(api, status))
         .increment(1);
-    metrics::histogram!("moat_request_duration_seconds", "api" => name)
+    s.duration
+        .get_or_init(|| request_duration(api))
         .record(latency.as_secs_f64());
     if input > 0 {
-        metrics::counter!("moat_tokens_total", "api" => name, "direction" => "input")
+        s.tokens_in
+            .get_or_init(|| tokens_total(api, "input"))
             .increment(input);
     }
     if output > 0 {
-        metrics::counter!("moat_tokens_total", "api" => name, "direction" => "output")
+        s.tokens_out
+            .get_or_init(|| tokens_total(api, "output"))
             .increment(output);
     }
 }
 
 /// Records the upstream's time to response headers.
 pub fn upstream(api: Api, elapsed: Duration) {
-    metrics::histogram!("moat_upstream_duration_seconds", "api" => api.name())
-        .record(elapsed.as_secs_f64());
+    let secs = elapsed.as_secs_f64();
+    match series(api) {
+        Some(s) => s
+            .upstream
+            .get_or_init(|| upstream_duration(api))
+            .record(secs),
+        None => upstream_duration(api).record(secs),
+    }
 }
 
 /// Records a request refused by the gateway.

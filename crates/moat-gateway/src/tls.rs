@@ -7,7 +7,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use crate::config::TlsConfig;
 
 /// Installs the `ring` provider as rustls' process default (once). Two
-/// providers are compiled in (ring for reqwest, aws-lc-rs for axum-server),
+/// providers are compiled in (ring for the HTTP clients, aws-lc-rs for axum-server),
 /// so rustls cannot pick one by itself.
 pub fn ensure_crypto_provider() {
     static ONCE: Once = Once::new();

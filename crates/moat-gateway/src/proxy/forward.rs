@@ -18,17 +18,16 @@ use std::{
 
 use axum::{
     body::Body,
-    http::{header, request::Parts, HeaderMap, HeaderValue, Version},
+    http::{header, request::Parts, HeaderMap, HeaderValue, Method, Request, Version},
     response::Response,
 };
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use futures::StreamExt;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::{BodyDataStream, BodyExt, LengthLimitError, Limited};
 use moat_limits::Estimate;
 use moat_store::AuthedKey;
 use serde_json::Value;
-use tokio::time::timeout_at;
 
 use crate::api::Api;
 use crate::client_addr::{api_key, client_ip};
@@ -41,6 +40,7 @@ use crate::metrics;
 use crate::proxy::models::models;
 use crate::proxy::stream::relay;
 use crate::proxy::usage::{read_response, RequestView};
+use crate::upstream::{UpstreamBody, UpstreamResponse};
 use crate::watermark_json;
 use moat_mark::Marker;
 
@@ -79,7 +79,7 @@ pub async fn proxy(
             let mut passed = HeaderMap::new();
             copy_upstream_headers(upstream.headers(), &mut passed);
             let body = relay(
-                upstream.bytes_stream().boxed(),
+                BodyDataStream::new(upstream.into_body()).boxed(),
                 ex,
                 api,
                 strip_usage,
@@ -119,7 +119,7 @@ pub async fn proxy(
 enum Forward {
     Done(Response),
     Stream {
-        upstream: reqwest::Response,
+        upstream: UpstreamResponse,
         strip_usage: bool,
         strip_reasoning: bool,
         /// The text watermark to apply, if any.
@@ -207,8 +207,8 @@ async fn pipeline(
     };
 
     let deadline = tokio::time::Instant::now() + gw.config.upstream.timeout;
-    let rb = upstream_request(gw, api, parts, upstream_body, stream);
-    let resp = send_checked(rb, deadline, gw, api).await?;
+    let req = upstream_request(gw, api, parts, upstream_body, stream)?;
+    let resp = send_checked(req, deadline, gw, api).await?;
     let is_sse = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -350,16 +350,12 @@ fn upstream_request(
     parts: &Parts,
     body: Bytes,
     stream: bool,
-) -> reqwest::RequestBuilder {
+) -> Result<Request<UpstreamBody>, GatewayError> {
     let u = &gw.upstream;
-    let mut rb = u
-        .client()
-        .post(u.url(api).clone())
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body);
-    if let Some(b) = &u.bearer {
-        rb = rb.header(header::AUTHORIZATION, b.clone());
-    }
+    let mut rb = u.request(Method::POST, u.uri(api).clone()).header(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if api == Api::AnthropicMessages {
         if let Some(k) = &u.x_api_key {
             rb = rb.header("x-api-key", k.clone());
@@ -373,17 +369,17 @@ fn upstream_request(
             rb = rb.header("anthropic-beta", beta.clone());
         }
     }
-    if stream {
-        rb = rb.header(header::ACCEPT, "text/event-stream");
-    }
-    rb
+    let accept = if stream { "text/event-stream" } else { "*/*" };
+    rb.header(header::ACCEPT, HeaderValue::from_static(accept))
+        .body(UpstreamBody::new(body))
+        .map_err(|e| GatewayError::Internal(format!("upstream request: {e}")))
 }
 
 /// A non-streamed answer: read whole, usage recorded, body passed on watermarked when `mark`
 /// (then without its reasoning when `strip_reasoning`), otherwise unchanged.
 async fn answer_whole(
     gw: &Gateway,
-    resp: reqwest::Response,
+    resp: UpstreamResponse,
     deadline: tokio::time::Instant,
     strip_reasoning: bool,
     mark: Option<Arc<Marker>>,
@@ -397,7 +393,10 @@ async fn answer_whole(
         .unwrap_or(HeaderValue::from_static("application/json"));
     let mut passed = HeaderMap::new();
     copy_upstream_headers(resp.headers(), &mut passed);
-    let bytes = read_limited(resp, deadline, MAX_RESPONSE_BODY, false, gw).await?;
+    let bytes = gw
+        .upstream
+        .read_body(resp, deadline, MAX_RESPONSE_BODY, false)
+        .await?;
     read_response(
         &bytes,
         ex.outcome_mut(),
@@ -432,85 +431,30 @@ fn copy_upstream_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-fn map_reqwest(e: reqwest::Error, gw: &Gateway) -> GatewayError {
-    if e.is_timeout() {
-        GatewayError::UpstreamTimeout(gw.config.upstream.timeout)
-    } else if e.is_connect() {
-        GatewayError::UpstreamUnreachable(e.to_string())
-    } else if e.is_decode() || e.is_body() {
-        GatewayError::UpstreamBadResponse(e.to_string())
-    } else {
-        GatewayError::UpstreamUnreachable(e.to_string())
-    }
-}
-
-pub(crate) async fn send(
-    rb: reqwest::RequestBuilder,
-    deadline: tokio::time::Instant,
-    gw: &Gateway,
-) -> Result<reqwest::Response, GatewayError> {
-    match timeout_at(deadline, rb.send()).await {
-        Err(_) => Err(GatewayError::UpstreamTimeout(gw.config.upstream.timeout)),
-        Ok(Err(e)) => Err(map_reqwest(e, gw)),
-        Ok(Ok(r)) => Ok(r),
-    }
-}
-
 /// Sends an upstream request, records its latency, and turns a non-2xx answer into
 /// [`GatewayError::Upstream`] (status and a bounded prefix of the body passed through).
 pub(crate) async fn send_checked(
-    rb: reqwest::RequestBuilder,
+    req: Request<UpstreamBody>,
     deadline: tokio::time::Instant,
     gw: &Gateway,
     api: Api,
-) -> Result<reqwest::Response, GatewayError> {
+) -> Result<UpstreamResponse, GatewayError> {
     let started = Instant::now();
-    let resp = send(rb, deadline, gw).await?;
+    let resp = gw.upstream.send(req, deadline).await?;
     metrics::upstream(api, started.elapsed());
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
     }
-    let body = read_limited(resp, deadline, MAX_ERROR_BODY, true, gw)
+    let body = gw
+        .upstream
+        .read_body(resp, deadline, MAX_ERROR_BODY, true)
         .await
         .unwrap_or_default();
     Err(GatewayError::Upstream {
         status: status.as_u16(),
         body,
     })
-}
-
-/// Reads an upstream body before `deadline`: at most `limit` bytes (cut there
-/// when `truncate`, an error otherwise).
-pub(crate) async fn read_limited(
-    resp: reqwest::Response,
-    deadline: tokio::time::Instant,
-    limit: usize,
-    truncate: bool,
-    gw: &Gateway,
-) -> Result<Bytes, GatewayError> {
-    let read = async {
-        let mut stream = resp.bytes_stream();
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| map_reqwest(e, gw))?;
-            if buf.len() + chunk.len() > limit {
-                if truncate {
-                    buf.extend_from_slice(&chunk[..limit - buf.len()]);
-                    break;
-                }
-                return Err(GatewayError::UpstreamBadResponse(
-                    "response too large".into(),
-                ));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf.freeze())
-    };
-    match timeout_at(deadline, read).await {
-        Err(_) => Err(GatewayError::UpstreamTimeout(gw.config.upstream.timeout)),
-        Ok(r) => r,
-    }
 }
 
 /// The body with `stream_options.include_usage = true`. When the body has no

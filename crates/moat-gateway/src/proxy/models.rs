@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     body::Body,
-    http::{header, HeaderValue, StatusCode},
+    http::{header, HeaderValue, Method, StatusCode},
     response::Response,
 };
 use bytes::Bytes;
@@ -16,7 +16,8 @@ use crate::api::Api;
 use crate::error::GatewayError;
 use crate::exchange::Exchange;
 use crate::gateway::Gateway;
-use crate::proxy::forward::{read_limited, send_checked, MAX_RESPONSE_BODY};
+use crate::proxy::forward::{send_checked, MAX_RESPONSE_BODY};
+use crate::upstream::UpstreamBody;
 
 /// Answers `path` (`/v1/models` or `/v1/models/{id}`) from the upstream.
 pub(crate) async fn models(
@@ -26,7 +27,9 @@ pub(crate) async fn models(
     path: &str,
 ) -> Result<Response, GatewayError> {
     let u = &gw.upstream;
-    let mut url = u.url(Api::OpenAiModels).clone();
+    // `url::Url` for the path: it percent-encodes the model id as a path segment.
+    let mut url = reqwest::Url::parse(&u.uri(Api::OpenAiModels).to_string())
+        .map_err(|e| GatewayError::Internal(format!("upstream models URL: {e}")))?;
     let one = path
         .strip_prefix(Api::OpenAiModels.path())
         .and_then(|rest| rest.strip_prefix('/'))
@@ -47,13 +50,20 @@ pub(crate) async fn models(
         url.set_path(&joined);
     }
     let deadline = tokio::time::Instant::now() + gw.config.upstream.timeout;
-    let mut rb = u.client().get(url);
-    if let Some(b) = &u.bearer {
-        rb = rb.header(header::AUTHORIZATION, b.clone());
-    }
-    let resp = send_checked(rb, deadline, gw, Api::OpenAiModels).await?;
+    let uri = url
+        .as_str()
+        .parse()
+        .map_err(|e| GatewayError::InvalidRequest(format!("invalid model id in path: {e}")))?;
+    let req = u
+        .request(Method::GET, uri)
+        .header(header::ACCEPT, HeaderValue::from_static("application/json"))
+        .body(UpstreamBody::default())
+        .map_err(|e| GatewayError::Internal(format!("upstream request: {e}")))?;
+    let resp = send_checked(req, deadline, gw, Api::OpenAiModels).await?;
     let status = resp.status();
-    let mut bytes = read_limited(resp, deadline, MAX_RESPONSE_BODY, false, gw).await?;
+    let mut bytes = u
+        .read_body(resp, deadline, MAX_RESPONSE_BODY, false)
+        .await?;
     if let (None, Some(allowed)) = (one, &authed.key.models) {
         let mut v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| GatewayError::UpstreamBadResponse(format!("models list: {e}")))?;

@@ -146,7 +146,7 @@ pub fn error_event(flavor: Flavor, err: &GatewayError) -> Bytes {
 }
 
 struct RelayState {
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: BoxStream<'static, Result<Bytes, hyper::Error>>,
     splitter: SseSplitter,
     filter: EventFilter,
     reasoning: Option<StreamStripper>,
@@ -166,7 +166,7 @@ const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 /// `mark`: events are watermarked ([`StreamMarking`]; before reasoning is stripped).
 #[allow(clippy::too_many_arguments)]
 pub fn relay(
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: BoxStream<'static, Result<Bytes, hyper::Error>>,
     exchange: Exchange,
     api: Api,
     strip_usage: bool,

@@ -16,7 +16,8 @@
 #
 # A/B in the same rounds: ALT_TOML='[audit]\nbatch = 16' adds `moat_alt`, the same gateway with
 # those lines appended to its config; ALT_SCHED=idle|nice runs moat_alt's background threads
-# (the shared runtime's workers and the SQLite connection threads) under SCHED_IDLE or nice 10.
+# (the shared runtime's workers and the SQLite connection threads) under SCHED_IDLE or nice 10;
+# ALT_BIN=/path/to/moat runs another build as moat_alt (e.g. the one before a change).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATES=${1:-"2000 4000 8000 10000"}; SECS=${2:-8}; ROUNDS=${3:-3}
@@ -60,15 +61,15 @@ NGX
 taskset -c 1 "$NGINX" -c "$W/nginx/nginx.conf" -g 'daemon off;' > "$W/nginx/out.log" 2>&1 & PIDS+=($!)
 NG_PID=$!
 SYSTEMS=("direct $UP $UP_PID" "moat $GW $GW_PID" "nginx $NG $NG_PID")
-if [[ -n ${ALT_TOML:-}${ALT_SCHED:-} ]]; then
+if [[ -n ${ALT_TOML:-}${ALT_SCHED:-}${ALT_BIN:-} ]]; then
   AL=18744
   sed -e "s/127.0.0.1:$GW/127.0.0.1:$AL/" -e "s|$W/moat.db|$W/alt.db|" "$W/moat.toml" > "$W/alt.toml"
   printf '%b\n' "${ALT_TOML:-}" >> "$W/alt.toml"
   ALT_KEY=$(bench_moat_key "$BIN" "$W/alt.toml")
-  taskset -c 1 $BIN --config "$W/alt.toml" serve > "$W/alt.log" 2>&1 & PIDS+=($!)
+  taskset -c 1 "${ALT_BIN:-$BIN}" --config "$W/alt.toml" serve > "$W/alt.log" 2>&1 & PIDS+=($!)
   AL_PID=$!
   SYSTEMS+=("moat_alt $AL $AL_PID")
-  echo "moat_alt: ${ALT_TOML:-} ${ALT_SCHED:+(background threads: $ALT_SCHED)}" >&2
+  echo "moat_alt: ${ALT_BIN:-} ${ALT_TOML:-} ${ALT_SCHED:+(background threads: $ALT_SCHED)}" >&2
 fi
 for u in "$UP/healthz" "$GW/healthz" "$NG/healthz" ${AL:+"$AL/healthz"}; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$u" >/dev/null && break; sleep 0.1; done
@@ -124,10 +125,10 @@ for rate in $RATES; do
     done
   done
 done
-python3 - "$OUT" "$RATES" "$SECS" "$ROUNDS" "${ALT_TOML:-}" "${ALT_SCHED:-}" <<'PY'
+python3 - "$OUT" "$RATES" "$SECS" "$ROUNDS" "${ALT_TOML:-}" "${ALT_SCHED:-}" "${ALT_BIN:-}" <<'PY'
 import csv, statistics as st, sys
 out, rates, secs, rounds = sys.argv[1], [int(r) for r in sys.argv[2].split()], sys.argv[3], sys.argv[4]
-alt_toml, alt_sched = sys.argv[5], sys.argv[6]
+alt_toml, alt_sched, alt_bin = sys.argv[5], sys.argv[6], sys.argv[7]
 rows = list(csv.DictReader(open(f"{out}/points.tsv"), delimiter="\t"))
 def med(sysname, rate, col):
     v = [float(r[col]) for r in rows if r["system"] == sysname and int(r["rate"]) == rate]
@@ -146,14 +147,15 @@ with open(f"{out}/summary.md", "w") as f:
                 f"{med('nginx', r, 'p99_ms') - d99:.2f} | {mc:.1f} | {nc:.1f} | {mc / nc:.2f} | "
                 f"{med('moat', r, 'success'):.4f} | {mc * r / 1e6:.0%} |\n")
     if any(r["system"] == "moat_alt" for r in rows):
-        f.write(f"\nmoat_alt: config lines `{alt_toml}`, background threads: {alt_sched or 'as shipped'}\n\n")
-        f.write("| rate req/s | moat p50 / p90 / p99 ms | moat_alt p50 / p90 / p99 ms | moat / moat_alt CPU µs / req |\n")
-        f.write("|---|---|---|---|\n")
+        f.write(f"\nmoat_alt: binary `{alt_bin or 'the same'}`, config lines `{alt_toml}`, "
+                f"background threads: {alt_sched or 'as shipped'}\n\n")
+        f.write("| rate req/s | moat p50 / p90 / p99 ms | moat_alt p50 / p90 / p99 ms | moat / moat_alt CPU µs / req | ratio |\n")
+        f.write("|---|---|---|---|---|\n")
         for r in rates:
             m = " / ".join(f"{med('moat', r, c):.2f}" for c in ("p50_ms", "p90_ms", "p99_ms"))
             a = " / ".join(f"{med('moat_alt', r, c):.2f}" for c in ("p50_ms", "p90_ms", "p99_ms"))
-            f.write(f"| {r:,} | {m} | {a} | {med('moat', r, 'cpu_us_per_req'):.1f} / "
-                    f"{med('moat_alt', r, 'cpu_us_per_req'):.1f} |\n")
+            mc, ac = med('moat', r, 'cpu_us_per_req'), med('moat_alt', r, 'cpu_us_per_req')
+            f.write(f"| {r:,} | {m} | {a} | {mc:.1f} / {ac:.1f} | {mc / ac:.2f} |\n")
 print(open(f"{out}/summary.md").read())
 PY
 echo "results in $OUT" >&2

@@ -8,7 +8,10 @@
 //! tenth of a serving thread's CPU for a feature (redirects) a gateway must not use.
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -39,7 +42,7 @@ pub fn enter_serving_thread(index: usize) {
 pub type UpstreamBody = Full<Bytes>;
 /// An upstream answer whose body is not read yet.
 pub type UpstreamResponse = http::Response<hyper::body::Incoming>;
-type HttpClient = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+type HttpClient = hyper_util::client::legacy::Client<TimedConnector, UpstreamBody>;
 
 /// The upstream model server: pooled clients and precomputed URIs and headers.
 #[derive(Debug, Clone)]
@@ -75,13 +78,15 @@ impl Upstream {
             let mut http = HttpConnector::new();
             http.enforce_http(false);
             http.set_nodelay(true);
-            http.set_connect_timeout(Some(u.connect_timeout));
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls.clone())
-                .https_or_http()
-                .enable_http1()
-                .enable_http2()
-                .wrap_connector(http);
+            let https = TimedConnector {
+                inner: hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls.clone())
+                    .https_or_http()
+                    .enable_http1()
+                    .enable_http2()
+                    .wrap_connector(http),
+                limit: u.connect_timeout,
+            };
             hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())
                 .timer(TokioTimer::new())
@@ -206,6 +211,43 @@ impl Upstream {
             Err(_) => Err(GatewayError::UpstreamTimeout(self.timeout)),
             Ok(r) => r,
         }
+    }
+}
+
+/// The HTTPS-or-HTTP connector under one limit for the whole connect, TCP and TLS handshake
+/// together (`upstream.connect_timeout`); hyper's own limit covers the TCP part only. A new
+/// connection's future is boxed: once per connection, not per request.
+#[derive(Clone)]
+struct TimedConnector {
+    inner: HttpsConnector<HttpConnector>,
+    limit: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Connection = <HttpsConnector<HttpConnector> as tower::Service<Uri>>::Response;
+
+impl tower::Service<Uri> for TimedConnector {
+    type Response = Connection;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Connection, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let connect = self.inner.call(dst);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connect).await {
+                Ok(r) => r,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("not connected within {limit:?} (TCP and TLS)"),
+                )
+                .into()),
+            }
+        })
     }
 }
 
@@ -357,5 +399,43 @@ mod tests {
             std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         );
         assert!(!caused_by_timeout(&refused));
+    }
+
+    /// An `https://` upstream that accepts the TCP connection and never answers the TLS
+    /// handshake: the connect limit covers the handshake too, and the failure is a timeout.
+    #[tokio::test]
+    async fn a_stalled_tls_handshake_is_a_connect_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                open.push(conn); // kept open, never read or written
+            }
+        });
+        let src = format!(
+            "[upstream]\nbase_url = \"https://{addr}/v1\"\nconnect_timeout = \"200ms\"\ntimeout = \"30s\"\n"
+        );
+        let config = Config::parse(
+            &src,
+            "moat.toml",
+            std::path::Path::new(""),
+            &crate::config::NoEnv,
+        )
+        .unwrap();
+        let up = Upstream::new(&config, &format!("https://{addr}")).unwrap();
+        let req = up
+            .request(Method::GET, up.uri(Api::OpenAiModels).clone())
+            .body(UpstreamBody::default())
+            .unwrap();
+        let started = std::time::Instant::now();
+        let err = up
+            .send(req, Instant::now() + Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, GatewayError::UpstreamTimeout(_)), "{err:?}");
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(10), "gave up after {waited:?}");
+        held.abort();
     }
 }

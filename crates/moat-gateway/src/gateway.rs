@@ -8,7 +8,7 @@ use moat_store::{Account, AuditHandle, KeyAuthenticator, Store};
 use crate::config::Config;
 use crate::inspect::RequestInspector;
 
-pub use crate::upstream::{enter_serving_thread, Upstream};
+use crate::upstream::Upstream;
 
 /// Everything a request handler needs. Shared as `Arc<Gateway>`.
 pub struct Gateway {

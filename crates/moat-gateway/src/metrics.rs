@@ -158,47 +158,51 @@ fn upstream_duration(api: Api) -> Histogram {
     metrics::histogram!("moat_upstream_duration_seconds", "api" => api.name())
 }
 
+/// Records through `slot`'s kept handle, or through a fresh lookup (`slot` is `None`: the
+/// recorder is not in place yet).
+fn with<T>(slot: Option<&OnceLock<T>>, make: impl FnOnce() -> T, record: impl FnOnce(&T)) {
+    match slot {
+        Some(slot) => record(slot.get_or_init(make)),
+        None => record(&make()),
+    }
+}
+
 /// Records a finished exchange.
 pub fn request(api: Api, status: u16, latency: Duration, input: u64, output: u64) {
-    let Some(s) = series(api) else {
-        requests_total(api, status).increment(1);
-        request_duration(api).record(latency.as_secs_f64());
-        if input > 0 {
-            tokens_total(api, "input").increment(input);
-        }
-        if output > 0 {
-            tokens_total(api, "output").increment(output);
-        }
-        return;
-    };
-    s.requests[status_index(status)]
-        .get_or_init(|| requests_total(api, status))
-        .increment(1);
-    s.duration
-        .get_or_init(|| request_duration(api))
-        .record(latency.as_secs_f64());
+    let s = series(api);
+    with(
+        s.map(|s| &s.requests[status_index(status)]),
+        || requests_total(api, status),
+        |c| c.increment(1),
+    );
+    with(
+        s.map(|s| &s.duration),
+        || request_duration(api),
+        |h| h.record(latency.as_secs_f64()),
+    );
     if input > 0 {
-        s.tokens_in
-            .get_or_init(|| tokens_total(api, "input"))
-            .increment(input);
+        with(
+            s.map(|s| &s.tokens_in),
+            || tokens_total(api, "input"),
+            |c| c.increment(input),
+        );
     }
     if output > 0 {
-        s.tokens_out
-            .get_or_init(|| tokens_total(api, "output"))
-            .increment(output);
+        with(
+            s.map(|s| &s.tokens_out),
+            || tokens_total(api, "output"),
+            |c| c.increment(output),
+        );
     }
 }
 
 /// Records the upstream's time to response headers.
 pub fn upstream(api: Api, elapsed: Duration) {
-    let secs = elapsed.as_secs_f64();
-    match series(api) {
-        Some(s) => s
-            .upstream
-            .get_or_init(|| upstream_duration(api))
-            .record(secs),
-        None => upstream_duration(api).record(secs),
-    }
+    with(
+        series(api).map(|s| &s.upstream),
+        || upstream_duration(api),
+        |h| h.record(elapsed.as_secs_f64()),
+    );
 }
 
 /// Records a request refused by the gateway.

@@ -15,10 +15,11 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, LimiterBackend, ServingThreads, StoreOnError, UpstreamTarget};
 use crate::detection::DetectionInspector;
-use crate::gateway::{Gateway, Upstream};
+use crate::gateway::Gateway;
 use crate::inspect::RequestInspector;
 use crate::routes;
 use crate::serving::{bind_group, serve_on, spawn_serving_thread};
+use crate::upstream::Upstream;
 
 /// Optional parts that callers (the binary, tests, the detection wiring) can supply.
 #[derive(Default, Clone)]

@@ -95,7 +95,7 @@ pub(crate) fn spawn_serving_thread(
     let thread = std::thread::Builder::new()
         .name(format!("moat-serve-{index}"))
         .spawn(move || {
-            crate::gateway::enter_serving_thread(index);
+            crate::upstream::enter_serving_thread(index);
             let res = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -282,7 +282,7 @@ impl Whole {
 }
 
 /// A failure while reading an upstream body: the upstream broke off or sent garbage.
-pub fn body_error(e: &hyper::Error) -> GatewayError {
+fn body_error(e: &hyper::Error) -> GatewayError {
     GatewayError::UpstreamBadResponse(error_chain(e))
 }
 

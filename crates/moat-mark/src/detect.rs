@@ -150,11 +150,16 @@ impl Tuples {
         self.tuples[i].2.add(p.member as usize, occurrence);
     }
 
+    /// Adds every eligible position of `text`.
+    fn add_text(&mut self, text: &str, cfg: MarkConfig) {
+        for p in raw_positions(text, cfg) {
+            self.add(&p);
+        }
+    }
+
     fn of_text(text: &str, cfg: MarkConfig) -> Self {
         let mut t = Self::default();
-        for p in raw_positions(text, cfg) {
-            t.add(&p);
-        }
+        t.add_text(text, cfg);
         t
     }
 }
@@ -244,9 +249,7 @@ impl Accumulator {
     /// Adds one text.
     pub fn add(&mut self, text: &str) {
         self.texts += 1;
-        for p in raw_positions(text, self.cfg) {
-            self.tuples.add(&p);
-        }
+        self.tuples.add_text(text, self.cfg);
     }
 
     /// Number of texts added.

@@ -10,14 +10,14 @@ fn marker(seed: u8) -> Marker {
     Marker::new(Keyring::new(key("k", seed)), MarkConfig::default())
 }
 
-/// The context schemes the properties below must hold for: the default, the context-keyed
-/// mark of two content words, and the previous word (stop words included) folded into 4
+/// The context schemes the properties below must hold for: the default (two content words),
+/// the unigram mark (no context), and the previous word (stop words included) folded into 4
 /// classes.
 fn schemes() -> [MarkConfig; 3] {
     [
         MarkConfig::default(),
         MarkConfig {
-            context_words: 2,
+            context_words: 0,
             ..MarkConfig::default()
         },
         MarkConfig {

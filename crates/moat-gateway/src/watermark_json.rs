@@ -1,7 +1,8 @@
 //! Applying the text watermark to answers in the APIs' JSON, without a `Value` tree.
 //!
 //! A borrowed view locates the text fields as raw JSON spans (`&RawValue` pointing into the
-//! body); each span is decoded, marked, re-encoded and spliced back in. Everything else —
+//! body; for a whole answer, the [`Answer`] parsed once for the audit record too); each span
+//! is decoded, marked, re-encoded and spliced back in. Everything else —
 //! tool calls, JSON arguments, ids, usage — is copied byte for byte.
 //!
 //! Fields marked: OpenAI chat `message`/`delta` `content`, `reasoning_content`, `reasoning`;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::api::Api;
+use crate::proxy::answer::{span, Answer};
 use crate::proxy::stream::event_data;
 
 /// One replacement of `start..end` of a buffer.
@@ -29,13 +31,6 @@ struct Edit {
     start: usize,
     end: usize,
     with: Vec<u8>,
-}
-
-/// `raw`'s byte range inside `base` (it must borrow from it).
-fn span(base: &[u8], raw: &RawValue) -> Option<(usize, usize)> {
-    let s = raw.get().as_bytes();
-    let start = (s.as_ptr() as usize).checked_sub(base.as_ptr() as usize)?;
-    (start + s.len() <= base.len()).then_some((start, start + s.len()))
 }
 
 /// Decodes a raw JSON string (`None` for any other JSON type).
@@ -86,8 +81,6 @@ struct ChoiceView<'a> {
     #[serde(default)]
     index: Option<u64>,
     #[serde(borrow, default)]
-    message: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     delta: Option<&'a RawValue>,
     #[serde(borrow, default)]
     text: Option<&'a RawValue>,
@@ -114,12 +107,6 @@ impl<'a> MessageView<'a> {
             (Field::Content, self.content),
         ]
     }
-}
-
-#[derive(Deserialize)]
-struct AnthropicView<'a> {
-    #[serde(borrow, default)]
-    content: Option<Vec<&'a RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -168,53 +155,20 @@ impl Field {
     }
 }
 
-/// Marks the string at `raw` (inside `base`) whole; an edit when the text changed.
-fn mark_field(marker: &Marker, base: &[u8], raw: Option<&RawValue>, edits: &mut Vec<Edit>) {
-    let Some(raw) = raw else { return };
-    let (Some(text), Some((start, end))) = (decode(raw), span(base, raw)) else {
-        return;
-    };
-    // Borrowed: no word could be rewritten (the common case for short answers).
-    if let std::borrow::Cow::Owned(marked) = marker.mark_cow(&text) {
-        if marked != *text {
-            edits.push(Edit {
-                start,
-                end,
-                with: encode(&marked),
-            });
-        }
-    }
-}
-
-/// Marks a complete (non-streamed) JSON answer of `api`. `None` when it is not JSON of the
-/// expected shape or nothing changed.
-pub fn mark_whole(api: Api, body: &[u8], marker: &Marker) -> Option<Bytes> {
+/// Marks the text fields of a complete (non-streamed) answer, parsed once by
+/// [`Answer::parse`] from `body`. `None` when nothing changed.
+pub fn mark_answer(answer: &Answer<'_>, body: &[u8], marker: &Marker) -> Option<Bytes> {
     let mut edits = Vec::new();
-    if api == Api::AnthropicMessages {
-        let v: AnthropicView = serde_json::from_slice(body).ok()?;
-        for b in v.content.iter().flatten() {
-            let Ok(block) = serde_json::from_str::<BlockView>(b.get()) else {
-                continue;
-            };
-            match block.kind.as_deref() {
-                Some("text") => mark_field(marker, body, block.text, &mut edits),
-                Some("thinking") => mark_field(marker, body, block.thinking, &mut edits),
-                _ => {}
-            }
-        }
-    } else {
-        let v: OpenAiView = serde_json::from_slice(body).ok()?;
-        for c in v.choices.iter().flatten() {
-            let Ok(choice) = serde_json::from_str::<ChoiceView>(c.get()) else {
-                continue;
-            };
-            mark_field(marker, body, choice.text, &mut edits);
-            if let Some(m) = choice.message {
-                if let Ok(m) = serde_json::from_str::<MessageView>(m.get()) {
-                    for (_, raw) in m.fields() {
-                        mark_field(marker, body, raw, &mut edits);
-                    }
-                }
+    for t in answer.texts.iter().filter(|t| t.marked) {
+        // Borrowed: no word could be rewritten (the common case for short answers).
+        if let Cow::Owned(marked) = marker.mark_cow(&t.text) {
+            if marked != *t.text {
+                let (start, end) = t.span;
+                edits.push(Edit {
+                    start,
+                    end,
+                    with: encode(&marked),
+                });
             }
         }
     }
@@ -574,6 +528,11 @@ mod tests {
         config, choose a larger cache instead. \"Quoted big words stay\", `big` too, and 42 \
         large 3.5 values.\n\n```\nlet big = large(); // don't\n```\nFinally, we will select \
         the approximately 10 biggest items; however, someone can't always alter them.";
+
+    /// Parses and marks a whole answer, as the non-streamed path does.
+    fn mark_whole(api: Api, body: &[u8], m: &Marker) -> Option<Bytes> {
+        mark_answer(&Answer::parse(api, body)?, body, m)
+    }
 
     fn marker() -> Arc<Marker> {
         Arc::new(Marker::new(

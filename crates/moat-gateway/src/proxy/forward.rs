@@ -39,7 +39,8 @@ use crate::inspect::InspectRequest;
 use crate::metrics;
 use crate::proxy::models::models;
 use crate::proxy::stream::relay;
-use crate::proxy::usage::{read_response, RequestView};
+use crate::proxy::answer::Answer;
+use crate::proxy::usage::RequestView;
 use crate::upstream::{UpstreamBody, UpstreamResponse};
 use crate::watermark_json;
 use moat_mark::Marker;
@@ -397,17 +398,19 @@ async fn answer_whole(
         .upstream
         .read_body(resp, deadline, MAX_RESPONSE_BODY, false)
         .await?;
-    read_response(
-        &bytes,
-        ex.outcome_mut(),
-        gw.config.audit.response_prefix_bytes,
-    );
+    // One parse serves the audit record and the watermark.
+    let answer = Answer::parse(ex.api(), &bytes);
+    if let Some(a) = &answer {
+        a.read_into(ex.outcome_mut(), gw.config.audit.response_prefix_bytes);
+    }
     ex.completed(status.as_u16()).await;
     // Same order as the stream relay: mark, then strip (identical text either way).
-    let bytes = match &mark {
-        Some(m) => watermark_json::mark_whole(ex.api(), &bytes, m).unwrap_or(bytes),
-        None => bytes,
+    let marked = match (&mark, &answer) {
+        (Some(m), Some(a)) => watermark_json::mark_answer(a, &bytes, m),
+        _ => None,
     };
+    drop(answer);
+    let bytes = marked.unwrap_or(bytes);
     let bytes = if strip_reasoning {
         reasoning_strip::strip_whole(ex.api(), &bytes).unwrap_or(bytes)
     } else {

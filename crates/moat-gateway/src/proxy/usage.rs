@@ -172,8 +172,9 @@ impl Outcome {
     }
 }
 
+/// Token counts as the OpenAI and Anthropic APIs report them.
 #[derive(Deserialize)]
-struct UsageView {
+pub(crate) struct UsageView {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     input_tokens: Option<u64>,
@@ -183,7 +184,8 @@ struct UsageView {
 }
 
 impl UsageView {
-    fn apply(&self, out: &mut Outcome) {
+    /// Records the counts in `out` (Anthropic's cached input counts as input).
+    pub(crate) fn apply(&self, out: &mut Outcome) {
         let input = self.prompt_tokens.or_else(|| {
             self.input_tokens.map(|i| {
                 i + self.cache_creation_input_tokens.unwrap_or(0)
@@ -278,14 +280,6 @@ impl ResponseView<'_> {
             }
         }
         had_text
-    }
-}
-
-/// Reads usage, finish reason and a text prefix from a non-streamed response body.
-/// Unparseable bodies leave `out` unchanged.
-pub fn read_response(body: &[u8], out: &mut Outcome, cap: usize) {
-    if let Ok(v) = serde_json::from_slice::<ResponseView>(body) {
-        v.apply(out, cap);
     }
 }
 
@@ -443,26 +437,6 @@ mod tests {
         assert!(p(r#"{"model":"m","logprobs":0}"#));
         assert!(p(r#"{"model":"m","logprobs":3}"#));
         assert!(p(r#"{"model":"m","top_logprobs":2}"#));
-    }
-
-    #[test]
-    fn openai_response_usage() {
-        let b = br#"{"choices":[{"message":{"content":"h\u00e9llo"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
-        let mut o = Outcome::default();
-        read_response(b, &mut o, 3);
-        assert_eq!((o.input_tokens, o.output_tokens), (Some(3), Some(2)));
-        assert_eq!(o.finish_reason.as_deref(), Some("stop"));
-        assert_eq!(o.text, "h\u{e9}"); // cut on a char boundary
-    }
-
-    #[test]
-    fn anthropic_response_usage() {
-        let b = br#"{"content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":4,"cache_read_input_tokens":2,"output_tokens":1}}"#;
-        let mut o = Outcome::default();
-        read_response(b, &mut o, 100);
-        assert_eq!((o.input_tokens, o.output_tokens), (Some(6), Some(1)));
-        assert_eq!(o.finish_reason.as_deref(), Some("end_turn"));
-        assert_eq!(o.text, "hi");
     }
 
     #[test]

@@ -14,8 +14,14 @@
 //! of random well-formed ids cannot grow memory without bound (each still costs one indexed
 //! primary-key query; rate limiting by IP belongs in front of authentication).
 //!
+//! One read per expired entry: the first request that finds a key's entry past its TTL reads the
+//! database, and the key's other requests keep using the entry meanwhile, for at most
+//! [`REFRESH_GRACE`] (or `cache_ttl` if shorter) past its TTL; after that every request reads,
+//! as without a cache. Without this, every request in flight when the TTL ran out read the
+//! database at once, and waited on it, every `cache_ttl`.
+//!
 //! Changes made in another process (revocation, disabling an account) take effect here after at
-//! most `cache_ttl`; in this process, or when another replica announces a change, call
+//! most `cache_ttl` plus that grace; in this process, or when another replica announces a change, call
 //! [`KeyAuthenticator::invalidate_key`] (O(1)) or [`KeyAuthenticator::invalidate_account`].
 //! An invalidation also stops a lookup that was in flight when it happened from caching what it
 //! read (a generation counter), so a revocation cannot be undone by a racing cache fill.
@@ -46,6 +52,8 @@ use crate::{Account, KeyRecord, Store, StoreError};
 pub const MAX_CACHE_ENTRIES: usize = 100_000;
 /// Upper bound of the negative-cache TTL.
 const NEGATIVE_TTL_MAX: Duration = Duration::from_secs(5);
+/// How long past its TTL an entry is still used while one request reads it again.
+pub const REFRESH_GRACE: Duration = Duration::from_secs(1);
 
 /// Why a token was refused. The gateway maps these to HTTP 401/403; [`AuthError::Store`] is an
 /// internal failure (HTTP 500/503), not the client's fault.
@@ -113,6 +121,24 @@ pub struct AuthedKey {
 struct CacheEntry {
     loaded: Instant,
     value: Option<AuthedKey>,
+    /// A request is reading this entry again (it was found past its TTL).
+    refreshing: bool,
+}
+
+impl CacheEntry {
+    /// Whether a request that finds this entry at `now` uses it (`true`) or reads the
+    /// database (`false`; it then marks the entry as being read).
+    fn usable(&mut self, now: Instant, ttl: Duration) -> bool {
+        let age = now.saturating_duration_since(self.loaded);
+        if age < ttl {
+            return true;
+        }
+        if self.refreshing && age < ttl + REFRESH_GRACE.min(ttl) {
+            return true;
+        }
+        self.refreshing = true;
+        false
+    }
 }
 
 struct Inner {
@@ -256,14 +282,23 @@ impl KeyAuthenticator {
 
     async fn lookup(&self, key_id: &str) -> Result<Option<AuthedKey>, StoreError> {
         let inner = &self.inner;
-        let mut stale = None;
-        if let Some(entry) = inner.cache.get(key_id) {
-            let ttl = if entry.value.is_some() {
+        let ttl_of = |e: &CacheEntry| {
+            if e.value.is_some() {
                 inner.ttl
             } else {
                 inner.negative_ttl
-            };
-            if entry.loaded.elapsed() < ttl {
+            }
+        };
+        // Fresh: a shared lock on the shard only.
+        if let Some(entry) = inner.cache.get(key_id) {
+            if entry.loaded.elapsed() < ttl_of(&entry) {
+                return Ok(entry.value.clone());
+            }
+        }
+        let mut stale = None;
+        if let Some(mut entry) = inner.cache.get_mut(key_id) {
+            let ttl = ttl_of(&entry);
+            if entry.usable(Instant::now(), ttl) {
                 return Ok(entry.value.clone());
             }
             stale = entry.value.clone();
@@ -295,6 +330,7 @@ impl KeyAuthenticator {
                 CacheEntry {
                     loaded: Instant::now(),
                     value: value.clone(),
+                    refreshing: false,
                 },
             );
         }
@@ -374,6 +410,38 @@ mod tests {
         // Pruning drops negative entries when the cache is full.
         auth.prune_if_full(3);
         assert_eq!(auth.inner.cache.len(), 0);
+    }
+
+    #[test]
+    fn one_request_reads_an_expired_entry_for_a_bounded_time() {
+        let ttl = Duration::from_secs(30);
+        let t0 = Instant::now();
+        let mut e = CacheEntry {
+            loaded: t0,
+            value: None,
+            refreshing: false,
+        };
+        assert!(e.usable(t0 + Duration::from_secs(29), ttl), "fresh");
+        let expired = t0 + ttl;
+        assert!(
+            !e.usable(expired, ttl),
+            "the first request after the TTL reads"
+        );
+        assert!(
+            e.usable(expired + Duration::from_millis(10), ttl),
+            "the others use the entry while it is read"
+        );
+        assert!(
+            !e.usable(expired + REFRESH_GRACE, ttl),
+            "past the grace every request reads"
+        );
+        // A zero TTL (no cache; entries only kept to serve a store outage): always read.
+        let mut e = CacheEntry {
+            loaded: t0,
+            value: None,
+            refreshing: true,
+        };
+        assert!(!e.usable(t0, Duration::ZERO));
     }
 
     #[test]

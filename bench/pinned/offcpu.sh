@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Where the serving thread's time goes between requests, at a fixed rate: the layout of
 # bench/pinned/run.sh (moat alone on CPU 1 with `[server] threads = 1`, everything on; oha and
-# the demo upstream on CPU 0), with the scheduler's switch and wake-up events of CPU 1 recorded.
+# the demo upstream on CPU 0), with the scheduler's switch events of both CPUs recorded.
 #
 #   bench/pinned/offcpu.sh [RATE] [SECONDS]         default 12000 req/s, 5 s recorded
 #
-# Prints oha's percentiles, each thread's share of CPU 1 and its longest uninterrupted run, and
-# the serving thread's longest off-CPU gaps: how it left the CPU (S = waiting for work in
-# epoll, R = preempted), for how long, and which threads ran on each CPU meanwhile.
-# WDIR=/dev/shm/x puts the gateway's database on tmpfs (tells disk I/O apart).
+# Prints oha's percentiles, each thread's share of each CPU and its longest uninterrupted run,
+# and the serving thread's longest off-CPU gaps: how it left the CPU (S = waiting for work in
+# epoll, R = preempted), for how long, and which threads ran on each CPU meanwhile. Writes
+# bench/results/offcpu-<UTC time>/report.txt.
+# WDIR=/dev/shm/x puts the gateway's database on tmpfs (tells disk I/O apart);
+# BIN=/path/to/moat runs another build; EXTRA_TOML='[auth]\ncache_ttl = "1s"' appends config.
 # Needs perf (linux-perf), taskset, oha (bench/compare/run.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE=${1:-12000}; SECS=${2:-5}
 OHA=bench/.tools/bin/oha
 [ -x "$OHA" ] || cargo install oha --version 1.16.0 --locked --root bench/.tools
-cargo build --release -q -p moat --bin moat
-BIN=target/release/moat
+[ -n "${BIN:-}" ] || cargo build --release -q -p moat --bin moat
+BIN=${BIN:-target/release/moat}
 W=${WDIR:-$(mktemp -d /tmp/moat-offcpu.XXXXXX)}
 mkdir -p "$W"
 PIDS=()
@@ -25,7 +27,7 @@ UP=18841; GW=18842
 taskset -c 0 $BIN demo-upstream --listen 127.0.0.1:$UP > "$W/up.log" 2>&1 & PIDS+=($!)
 . bench/moat_setup.sh
 SERVER_LINES='threads = 1' bench_moat_config "$W/moat.toml" $GW $UP "$W/moat.db" \
-  $'[enforce]\nshadow = false\n[watermark]\nenabled = true'
+  "$(printf '[enforce]\nshadow = false\n[watermark]\nenabled = true\n%b' "${EXTRA_TOML:-}")"
 KEY=$(bench_moat_key $BIN "$W/moat.toml")
 taskset -c 1 $BIN --config "$W/moat.toml" serve > "$W/gw.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW/healthz" >/dev/null && break; sleep 0.1; done

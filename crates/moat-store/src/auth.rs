@@ -21,8 +21,9 @@
 //! database at once, and waited on it, every `cache_ttl`.
 //!
 //! Changes made in another process (revocation, disabling an account) take effect here after at
-//! most `cache_ttl` plus that grace; in this process, or when another replica announces a change, call
-//! [`KeyAuthenticator::invalidate_key`] (O(1)) or [`KeyAuthenticator::invalidate_account`].
+//! most `cache_ttl` plus that grace; in this process, or when another replica announces a
+//! change, call [`KeyAuthenticator::invalidate_key`] (O(1)) or
+//! [`KeyAuthenticator::invalidate_account`].
 //! An invalidation also stops a lookup that was in flight when it happened from caching what it
 //! read (a generation counter), so a revocation cannot be undone by a racing cache fill.
 //!

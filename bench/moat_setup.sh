@@ -1,5 +1,10 @@
 # Shared by the bench scripts (source it): a `moat serve` config for benchmarking and its key.
 
+# The config lines that turn every protection on (detection and the ladder enforcing, watermark).
+BENCH_ALL_ON=$'[enforce]\nshadow = false\n[watermark]\nenabled = true'
+# The chat request the fixed-rate benchmarks send.
+BENCH_CHAT_BODY='{"model":"demo-echo","max_tokens":32,"messages":[{"role":"user","content":"Summarise the plot of a short story about a lighthouse keeper."}]}'
+
 # bench_moat_config FILE LISTEN_PORT UPSTREAM_PORT DB [EXTRA_TOML]: writes a config with limits
 # far above any benchmark rate and warn-level logs; EXTRA_TOML (whole sections) is appended and
 # $SERVER_LINES, when set, goes into [server].

@@ -108,10 +108,10 @@ start_moat() { # NAME PORT EXTRA [SERVER_LINES]
     "$1" "$pid" "$2" "$2" "$key" >> "$SPEC"
 }
 if has moat_on || has moat_off; then
-  start_moat moat_on $P_ON $'[enforce]\nshadow = false\n[watermark]\nenabled = true'
+  start_moat moat_on $P_ON "$BENCH_ALL_ON"
 fi
 if has moat_thr; then
-  start_moat moat_thr $P_THR $'[enforce]\nshadow = false\n[watermark]\nenabled = true' 'threads = "auto"'
+  start_moat moat_thr $P_THR "$BENCH_ALL_ON" 'threads = "auto"'
 fi
 if has moat_off; then
   start_moat moat_off $P_OFF $'[detect]\nenabled = false\n[watermark]\nenabled = false'

@@ -27,11 +27,11 @@ UP=18841; GW=18842
 taskset -c 0 $BIN demo-upstream --listen 127.0.0.1:$UP > "$W/up.log" 2>&1 & PIDS+=($!)
 . bench/moat_setup.sh
 SERVER_LINES='threads = 1' bench_moat_config "$W/moat.toml" $GW $UP "$W/moat.db" \
-  "$(printf '[enforce]\nshadow = false\n[watermark]\nenabled = true\n%b' "${EXTRA_TOML:-}")"
+  "$BENCH_ALL_ON"$'\n'"$(printf '%b' "${EXTRA_TOML:-}")"
 KEY=$(bench_moat_key $BIN "$W/moat.toml")
 taskset -c 1 $BIN --config "$W/moat.toml" serve > "$W/gw.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW/healthz" >/dev/null && break; sleep 0.1; done
-BODY='{"model":"demo-echo","max_tokens":32,"messages":[{"role":"user","content":"Summarise the plot of a short story about a lighthouse keeper."}]}'
+BODY=$BENCH_CHAT_BODY
 load() { # RATE SECONDS [extra oha args]
   taskset -c 0 "$OHA" "http://127.0.0.1:$GW/v1/chat/completions" --no-tui -m POST -d "$BODY" \
     -H "authorization: Bearer $KEY" -H "content-type: application/json" -q "$1" -z "$2s" -c 64 \

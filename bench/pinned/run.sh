@@ -36,7 +36,7 @@ taskset -c 0 $BIN demo-upstream --listen 127.0.0.1:$UP > "$W/up.log" 2>&1 & PIDS
 UP_PID=$!
 . bench/moat_setup.sh
 SERVER_LINES='threads = 1' bench_moat_config "$W/moat.toml" "$GW" "$UP" "$W/moat.db" \
-  $'[enforce]\nshadow = false\n[watermark]\nenabled = true'
+  "$BENCH_ALL_ON"
 KEY=$(bench_moat_key "$BIN" "$W/moat.toml")
 taskset -c 1 $BIN --config "$W/moat.toml" serve > "$W/gw.log" 2>&1 & PIDS+=($!)
 GW_PID=$!
@@ -93,7 +93,7 @@ cpu() { # process tree CPU seconds (user + system) of PID and its children
   done
   echo "$t"
 }
-BODY='{"model":"demo-echo","max_tokens":32,"messages":[{"role":"user","content":"Summarise the plot of a short story about a lighthouse keeper."}]}'
+BODY=$BENCH_CHAT_BODY
 point() { # NAME PORT PID RATE
   local c0 c1 key=$KEY
   [[ $1 != moat_alt ]] || key=$ALT_KEY

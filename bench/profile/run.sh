@@ -25,14 +25,14 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 UP=18601; GW=18602
 $BIN demo-upstream --listen 127.0.0.1:$UP > "$WORK/up.log" 2>&1 & PIDS+=($!)
 . bench/moat_setup.sh
-bench_moat_config "$WORK/moat.toml" "$GW" "$UP" "$WORK/moat.db" $'[enforce]\nshadow = false\n[watermark]\nenabled = true'
+bench_moat_config "$WORK/moat.toml" "$GW" "$UP" "$WORK/moat.db" "$BENCH_ALL_ON"
 KEY=$(bench_moat_key "$BIN" "$WORK/moat.toml")
 $BIN --config "$WORK/moat.toml" serve > "$WORK/gw.log" 2>&1 & PIDS+=($!)
 GW_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW/healthz" >/dev/null && break; sleep 0.1; done
 OUT=bench/results/profile-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
-BODY='{"model":"demo-echo","max_tokens":32,"messages":[{"role":"user","content":"Summarise the plot of a short story about a lighthouse keeper."}]}'
+BODY=$BENCH_CHAT_BODY
 "$OHA" "http://127.0.0.1:$GW/v1/chat/completions" --no-tui -m POST -d "$BODY" \
   -H "authorization: Bearer $KEY" -H "content-type: application/json" \
   -q "$RATE" -z "$((SECS + 4))s" -c 64 > "$WORK/oha.txt" 2>&1 & PIDS+=($!)

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::api::Api;
-use crate::proxy::answer::{span, Answer};
+use crate::proxy::answer::{decode, span, Answer, BlockView, MessageView};
 use crate::proxy::stream::event_data;
 
 /// One replacement of `start..end` of a buffer.
@@ -31,14 +31,6 @@ struct Edit {
     start: usize,
     end: usize,
     with: Vec<u8>,
-}
-
-/// Decodes a raw JSON string (`None` for any other JSON type).
-fn decode(raw: &RawValue) -> Option<Cow<'_, str>> {
-    if !raw.get().starts_with('"') {
-        return None;
-    }
-    serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()
 }
 
 fn encode(s: &str) -> Vec<u8> {
@@ -88,16 +80,6 @@ struct ChoiceView<'a> {
     finish_reason: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-struct MessageView<'a> {
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    reasoning_content: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    reasoning: Option<&'a RawValue>,
-}
-
 impl<'a> MessageView<'a> {
     /// Text fields in stream order (reasoning first).
     fn fields(&self) -> [(Field, Option<&'a RawValue>); 3] {
@@ -107,16 +89,6 @@ impl<'a> MessageView<'a> {
             (Field::Content, self.content),
         ]
     }
-}
-
-#[derive(Deserialize)]
-struct BlockView<'a> {
-    #[serde(borrow, rename = "type", default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    thinking: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]

@@ -46,19 +46,21 @@ struct OpenAiChoice<'a> {
     #[serde(borrow, default)]
     finish_reason: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    message: Option<OpenAiMessage<'a>>,
+    message: Option<MessageView<'a>>,
     #[serde(borrow, default)]
     text: Option<&'a RawValue>,
 }
 
+/// The text fields of an OpenAI `message` (whole answer) or `delta` (stream chunk), as raw
+/// JSON inside the body.
 #[derive(Deserialize)]
-struct OpenAiMessage<'a> {
+pub(crate) struct MessageView<'a> {
     #[serde(borrow, default)]
-    reasoning_content: Option<&'a RawValue>,
+    pub(crate) content: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    reasoning: Option<&'a RawValue>,
+    pub(crate) reasoning_content: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
+    pub(crate) reasoning: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -68,17 +70,18 @@ struct AnthropicAnswer<'a> {
     #[serde(borrow, default)]
     stop_reason: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    content: Option<Vec<AnthropicBlock<'a>>>,
+    content: Option<Vec<BlockView<'a>>>,
 }
 
+/// An Anthropic content block's type and text fields, as raw JSON inside the body.
 #[derive(Deserialize)]
-struct AnthropicBlock<'a> {
+pub(crate) struct BlockView<'a> {
     #[serde(borrow, rename = "type", default)]
-    kind: Option<Cow<'a, str>>,
+    pub(crate) kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    thinking: Option<&'a RawValue>,
+    pub(crate) text: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
+    pub(crate) thinking: Option<&'a RawValue>,
 }
 
 impl<'a> Answer<'a> {
@@ -117,10 +120,7 @@ impl<'a> Answer<'a> {
     /// Adds a field when it is a JSON string inside `body`.
     fn push(&mut self, body: &'a [u8], raw: Option<&'a RawValue>, audited: bool, marked: bool) {
         let Some(raw) = raw else { return };
-        if !(audited || marked) || !raw.get().starts_with('"') {
-            return;
-        }
-        let (Some(span), Ok(text)) = (span(body, raw), serde_json::from_str(raw.get())) else {
+        let (Some(span), Some(text)) = (span(body, raw), decode(raw)) else {
             return;
         };
         self.texts.push(AnswerText {
@@ -143,6 +143,14 @@ impl<'a> Answer<'a> {
             out.push_text(&t.text, cap);
         }
     }
+}
+
+/// Decodes a raw JSON string (`None` for any other JSON type).
+pub(crate) fn decode(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()
 }
 
 /// `raw`'s byte range inside `base` (it must borrow from it).

@@ -43,6 +43,11 @@ def new_account(sink, rng, *, country=None, age="aged", verified=0.7, tier=None,
     ac.api = api
     ac.style = C.make_style(rng, api, model_kind)
     ac.keys = [sink.new_id("key_", 10) for _ in range(rng.choice([1, 1, 1, 2]))]
+    if ua_family:
+        swap = {"anthropic.messages": {"openai_py": "anth_py", "async_openai": "anth_py", "openai_js": "anth_js"},
+                "openai.chat": {"anth_py": "openai_py", "anth_js": "openai_js"},
+                "openai.completions": {"anth_py": "openai_py", "anth_js": "openai_js"}}[api]
+        ua_family = swap.get(ua_family, ua_family)
     ac.uas = [C.user_agent(rng, api, ua_family)]
     if n_ips is None:
         n_ips = rng.choice([1, 1, 2, 3])
@@ -436,12 +441,17 @@ def tutoring_app(sink, corp, k, scale):
         w = day_weights(sink, ac, "evening", 0.6, rng)
         for s in C.times_from_weights(rng, int(vol * sink.days / 2.5), sink.start_ms, w):
             uid = rng.choice(users)
-            q = corp.mgsm.sample(rng, lang)
+            nturns = rng.choice([1, 1, 2, 3, 4])
+            if nturns == 1:
+                q, ans = corp.mgsm.sample(rng, lang), ""
+            else:
+                q, ans = corp.mgsm.pair(rng, lang)
             turns = [u(q)]
             t = s
-            for j in range(rng.choice([1, 1, 2, 3, 4])):
+            for j in range(nturns):
                 send(sink, ac, t, Item(list(turns), "cot", user_id=uid), rng, "tutoring_app")
-                turns.append(a(rng.choice(corp.answers)[:1200]))
+                turns.append(a(ans if j == 0 else rng.choice(["Sure! Let's look at that part again. " + ans[: len(ans) // 2],
+                                                             "Good question. " + ans[len(ans) // 3:]])))
                 turns.append(u(rng.choice(TUTOR_FOLLOWUPS).format(n=rng.randrange(2, 300))))
                 t += C.gap_ms(rng, 90, 0.7, 10)
         out.append(ac.id)
@@ -489,12 +499,17 @@ def multilingual_chat(sink, corp, k, scale):
         for s in C.times_from_weights(rng, int(vol * sink.days / 2), sink.start_ms, w):
             uid = rng.choice(users) if i % 2 == 0 else None
             native = corp.non_english.get(lang)
-            q = rng.choice(native) if native and rng.random() < 0.6 else corp.mgsm.sample(rng, lang)
+            nturns = rng.choice([1, 1, 2, 3])
+            if native and rng.random() < 0.6:
+                q, ans = rng.choice(native), None
+                nturns = 1
+            else:
+                q, ans = corp.mgsm.pair(rng, lang) if nturns > 1 else (corp.mgsm.sample(rng, lang), None)
             turns = [u(q)]
             t = s
-            for j in range(rng.choice([1, 1, 2, 3])):
+            for j in range(nturns):
                 send(sink, ac, t, Item(list(turns), "chat", user_id=uid), rng, "multilingual_chat")
-                turns.append(a(rng.choice(corp.answers)[:1000]))
+                turns.append(a(ans if j == 0 else ans[len(ans) // 2:] + " " + ans[: len(ans) // 2]))
                 turns.append(u(rng.choice(ML_FOLLOWUPS[lang])))
                 t += C.gap_ms(rng, 60, 0.8, 5)
         out.append(ac.id)
@@ -978,8 +993,8 @@ def ide_assistant(sink, corp, k, scale):
 
 # name -> (function, default knobs, which attack signal it mirrors)
 BENIGN = {
-    "chat_app": (chat_app, dict(accounts=10, median_daily=220, max_daily=1200), "conversation traffic with end-user ids (reseller_mixed's end users)"),
-    "chat_app_anon": (chat_app_anon, dict(accounts=7, median_daily=180, max_daily=1000), "one key for many anonymous users (reseller_mixed without ids)"),
+    "chat_app": (chat_app, dict(accounts=10, median_daily=190, max_daily=1000), "conversation traffic with end-user ids (reseller_mixed's end users)"),
+    "chat_app_anon": (chat_app_anon, dict(accounts=7, median_daily=140, max_daily=800), "one key for many anonymous users (reseller_mixed without ids)"),
     "answer_engine": (answer_engine, dict(accounts=4, median_daily=220, max_daily=800), "broad single-turn prompts, ordinary parameters (broad_sampling)"),
     "individual_dev": (individual_dev, dict(accounts=1400, median_weekly=6, max_weekly=500), "small mixed traffic; occasional logprobs / n / tools / reasoning_effort"),
     "power_user": (power_user, dict(accounts=40, min_daily=8, max_daily=45), "tens of requests a day, human rhythm, aged, residential (low_and_slow)"),

@@ -44,12 +44,12 @@ def write_zst(path, lines_iter):
         have = False
     if have:
         import zstandard
-        cctx = zstandard.ZstdCompressor(level=6, threads=-1)
+        cctx = zstandard.ZstdCompressor(level=3, threads=-1)
         with open(path, "wb") as f, cctx.stream_writer(f) as w:
             for line in lines_iter:
                 w.write(line)
         return
-    p = subprocess.Popen(["zstd", "-q", "-6", "-f", "-o", path], stdin=subprocess.PIPE)
+    p = subprocess.Popen(["zstd", "-q", "-3", "-f", "-o", path], stdin=subprocess.PIPE)
     for line in lines_iter:
         p.stdin.write(line)
     p.stdin.close()
@@ -69,8 +69,9 @@ def main(argv=None):
     ap.add_argument("--start", default=None, help="first day (YYYY-MM-DD, UTC); default depends on the seed")
     ap.add_argument("--set", action="append", default=[], metavar="STRATEGY.KNOB=VALUE",
                     help="override a knob (value parsed as JSON when it parses), e.g. --set hydra_shared.accounts=80")
-    ap.add_argument("--holdout", action="append", default=[], metavar="STRATEGY",
-                    help="mark a strategy as held out in the manifest (holdout_split)")
+    ap.add_argument("--holdout-split", "--holdout", dest="holdout", action="append", default=[], metavar="STRATEGY[,...]",
+                    help="name strategies held out of training in manifest.json's holdout_split (the traffic is "
+                         "unchanged; a leave-one-strategy-out evaluation filters labels by 'strategy')")
     ap.add_argument("--list", action="store_true", help="list strategies and benign kinds and exit")
     a = ap.parse_args(argv)
 
@@ -113,8 +114,10 @@ def main(argv=None):
     sink = C.Sink(a.seed, start_ms, a.days)
     manifest = {"seed": a.seed, "scale": a.scale, "days": a.days, "start": C.iso(start_ms),
                 "end": C.iso(sink.end_ms), "strategies": {}, "benign": {},
-                "holdout_split": {"held_out": a.holdout,
-                                  "note": "leave-one-strategy-out: filter labels.jsonl lines by 'strategy'"}}
+                "holdout_split": {"held_out": [x for h in a.holdout for x in h.split(",") if x],
+                                  "note": "leave-one-strategy-out: filter labels.jsonl lines by 'strategy'; "
+                                          "'folds' maps each strategy to its accounts (mixed accounts of "
+                                          "reseller_mixed / leaked_key also carry benign lines, strategy null)"}}
     timings = {}
     for name in strategies:
         t = time.time()
@@ -128,7 +131,15 @@ def main(argv=None):
 
     os.makedirs(a.out, exist_ok=True)
     sink.events.sort(key=lambda e: (e[0], e[1]))
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    try:
+        import orjson
+        _od = orjson.dumps
+        dumps = lambda o: _od(o).decode("utf-8")  # noqa: E731
+        dumpb = _od
+    except ImportError:
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        dumpb = lambda o: dumps(o).encode("utf-8")  # noqa: E731
+    t_write = time.time()
     labels_out = []
     per_kind: dict[str, int] = {}
     per_campaign: dict[str, dict] = {}
@@ -147,7 +158,7 @@ def main(argv=None):
                 d["accounts"].add(lab["account"])
                 if lab.get("cover"):
                     cover += 1
-            yield (dumps(line) + "\n").encode("utf-8")
+            yield dumpb(line) + b"\n"
 
     write_zst(os.path.join(a.out, "traffic.jsonl.zst"), lines())
     with open(os.path.join(a.out, "labels.jsonl"), "w", encoding="utf-8") as f:
@@ -170,7 +181,9 @@ def main(argv=None):
         "per_campaign": {k: {"exchanges": v["exchanges"], "accounts": len(v["accounts"])} for k, v in sorted(per_campaign.items())},
         "per_kind": dict(sorted(per_kind.items())),
     }
+    manifest["holdout_split"]["folds"] = {k: sorted(v["accounts"]) for k, v in sorted(per_campaign.items())}
     manifest["timing_s"] = {"corpora": round(t_corpora, 2), "generate": round(t_gen, 2),
+                            "write": round(time.time() - t_write, 2),
                             "total": round(time.time() - t_start, 2), "per_component": timings}
     with open(os.path.join(a.out, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1, ensure_ascii=False, default=list)

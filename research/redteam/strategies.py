@@ -271,7 +271,8 @@ def low_and_slow(sink, corp, knobs, scale):
     def make(rng, ac):
         lang = rng.choice(ac.langs)
         q = c.task(rng, lang, ("rg", "mgsm", "broad", "broad", "code"))
-        return Item([u(c.wrap(rng, ac, q, lang))], "cot" if ac.light != "none" else "chat")
+        w = c.wrap(rng, ac, q, lang)
+        return Item([u(w)], "cot" if w != q else "chat")
     c.run(make)
     return c
 
@@ -598,7 +599,9 @@ def broad_sampling(sink, corp, knobs, scale):
     c = Campaign(sink, corp, "broad_sampling", knobs, scale)
 
     def make(rng, ac):
-        return Item([u(corp.broad_prompt(rng))], "chat")
+        lang = rng.choice(ac.langs)
+        q = corp.broad_prompt(rng) if lang == "en" else corp.any_lang_prompt(rng, lang)
+        return Item([u(c.wrap(rng, ac, q, lang))], "chat")
     c.run(make)
     return c
 
@@ -641,7 +644,8 @@ def native_thinking(sink, corp, knobs, scale):
     c = Campaign(sink, corp, "native_thinking", knobs, scale)
 
     def make(rng, ac):
-        q = c.task(rng, rng.choice(ac.langs), ("rg", "rg", "mgsm", "code"))
+        lang = rng.choice(ac.langs)
+        q = c.wrap(rng, ac, c.task(rng, lang, ("rg", "rg", "mgsm", "code")), lang)
         budget = ac.state.setdefault("budget", rng.choice([8000, 10000, 16000, 24000, 32000]))
         p = {"thinking": budget, "max_tokens": budget + rng.choice([2000, 4000, 8000])}
         if ac.style.api != "anthropic.messages":

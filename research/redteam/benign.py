@@ -812,8 +812,13 @@ def classroom_cohort(sink, corp, k, scale):
                 t = int(deadline - rng.expovariate(1 / (1.5 * DAY_MS)))
                 if t < created:
                     t = created + rng.randrange(HOUR_MS)
-                q = rng.choice([corp.code_item, corp.reasoning_item, lambda r: corp.mgsm.sample(r, "en"), corp.broad_prompt])(rng)
                 ip = ac.ips[0] if rng.random() < 0.6 else ac.ips[1]
+                if rng.random() < 0.35:  # a short back-and-forth with the TA bot
+                    for turns in conversation(rng, corp, 3):
+                        send(sink, ac, t, Item(turns, "chat"), rng, "classroom_cohort", ip=ip)
+                        t += C.gap_ms(rng, 90, 0.8, 10)
+                    continue
+                q = rng.choice([corp.code_item, corp.reasoning_item, lambda r: corp.mgsm.sample(r, "en"), corp.broad_prompt])(rng)
                 send(sink, ac, t, Item([u(q)], "chat"), rng, "classroom_cohort", ip=ip)
             out.append(ac.id)
     return out

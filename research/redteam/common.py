@@ -664,12 +664,17 @@ def emit_item(sink, ac, ts, item, rng, lab, *, key, ua, ip, style=None):
     req = build_request(style, system, turns, tools=tools, **p)
     in_tok = input_tokens(system, turns, tools)
     want = out_tokens(rng, item.answer, in_tok)
+    # thinking tokens actually spent: usually far below the budget (lognormal around a few
+    # thousand for hard tasks), never above it
     if p.get("thinking"):
-        want += int(p["thinking"] * rng.uniform(0.2, 0.9))
-    elif p.get("reasoning_effort") == "high":
-        want += int(rng.uniform(1500, 7000))
+        b = p["thinking"]
+        want += min(b, int(rng.lognormvariate(math.log(min(0.3 * b, 3500)), 0.7)))
+    elif p.get("reasoning_effort") in ("high", "xhigh"):
+        want += min(30000, int(rng.lognormvariate(math.log(3000), 0.7)))
     elif p.get("reasoning_effort") == "medium":
-        want += int(rng.uniform(400, 2000))
+        want += int(rng.lognormvariate(math.log(900), 0.6))
+    elif p.get("reasoning_effort") == "low":
+        want += int(rng.lognormvariate(math.log(250), 0.6))
     mt = req.get("max_tokens", req.get("max_completion_tokens"))
     nn = req.get("n") or 1
     if nn > 1:

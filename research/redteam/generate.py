@@ -61,7 +61,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python3 -m redteam.generate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies the number of accounts (benign and attacking)")
     ap.add_argument("--strategies", default="all", help="comma-separated attack strategies, 'all' or 'none'")
     ap.add_argument("--benign", default="all", help="comma-separated benign kinds, 'all' or 'none'")
@@ -82,6 +82,8 @@ def main(argv=None):
             print(f"benign  {n:20s} mirrors: {m}")
         return 0
 
+    if not a.out:
+        ap.error("--out is required")
     t_start = time.time()
     strategies = list(S.STRATEGIES) if a.strategies == "all" else [] if a.strategies == "none" else \
         [x.strip() for x in a.strategies.split(",") if x.strip()]

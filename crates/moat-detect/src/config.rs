@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::weights::Weights;
+
 /// Tunable thresholds of the detection engine. Every field has a default; a `[detect]`
 /// table may override any subset. Unknown keys are rejected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +36,12 @@ pub struct DetectConfig {
     /// enforcement ladder only applies operator overrides). The engine itself and
     /// `moat replay` ignore it.
     pub enabled: bool,
+    /// Whether the intent model's scores count as evidence (`false`: requests are read by
+    /// the phrase lists and parameters alone).
+    pub intent: bool,
+    /// Log-odds weights of the scoring model (`[detect.weights]`; names left out keep the
+    /// embedded, fitted defaults; see [`crate::weights`]).
+    pub weights: Weights,
 }
 
 impl Default for DetectConfig {
@@ -51,6 +59,8 @@ impl Default for DetectConfig {
             max_shared_keys: 1 << 18,
             disable_clustering: false,
             enabled: true,
+            intent: true,
+            weights: Weights::default(),
         }
     }
 }

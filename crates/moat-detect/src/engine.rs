@@ -1,5 +1,6 @@
 //! The detection engine: per-account state, cross-account clusters, decisions.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::cluster::{self, Clusters};
@@ -11,6 +12,7 @@ use crate::features::RequestFeatures;
 use crate::policy::{self, Assessment};
 use crate::principals::PrincipalTable;
 use crate::signals::skeleton::SkeletonTable;
+use crate::weights::N_FEATURES;
 
 const DAY_MS: f64 = 86_400_000.0;
 const HOUR_MS: f64 = 3_600_000.0;
@@ -43,6 +45,42 @@ struct AccountState {
     external: Option<Box<ExternalView>>,
 }
 
+/// One block of evidence a request is decided on (see [`Engine::blocks`]).
+enum Block<'a> {
+    Own(Cow<'a, Evidence>),
+    Cluster(&'a Evidence, u32, u8),
+    Substream(&'a Evidence),
+    Principal(&'a Evidence),
+}
+
+impl Block<'_> {
+    fn evidence(&self) -> &Evidence {
+        match self {
+            Block::Own(e) => e,
+            Block::Cluster(e, _, _) | Block::Substream(e) | Block::Principal(e) => e,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Block::Own(_) => "account",
+            Block::Cluster(..) => "cluster",
+            Block::Substream(_) => "substream",
+            Block::Principal(_) => "principal",
+        }
+    }
+}
+
+/// The feature values of one block of evidence behind a decision (see
+/// [`Engine::keep_snapshots`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// `account`, `cluster`, `substream` or `principal`.
+    pub block: &'static str,
+    /// Feature values, indexed by [`crate::weights::Feature`] (request-level ones included).
+    pub phi: [f64; N_FEATURES],
+}
+
 /// A request read against its account's history.
 struct History {
     cx: Context,
@@ -59,6 +97,7 @@ pub struct Engine {
     index: HashMap<String, u32>,
     accounts: Vec<AccountState>,
     clusters: Clusters,
+    snapshots: Option<Vec<Snapshot>>,
 }
 
 impl Engine {
@@ -75,6 +114,7 @@ impl Engine {
             accounts: Vec::new(),
             cfg,
             clusters,
+            snapshots: None,
         }
     }
 
@@ -91,7 +131,7 @@ impl Engine {
         self.names.push(id.to_string());
         self.index.insert(id.to_string(), i);
         self.accounts.push(AccountState {
-            peak_z: policy::PRIOR_Z as f32,
+            peak_z: self.cfg.weights.bias as f32,
             ..AccountState::default()
         });
         i
@@ -117,6 +157,17 @@ impl Engine {
     /// Same as [`Engine::decide`] with features computed beforehand (they are a pure
     /// function of the event, so callers may compute them in parallel).
     pub fn decide_features(&mut self, ts_ms: i64, account: &str, f: &RequestFeatures) -> Decision {
+        let without_intent;
+        let f = if !self.cfg.intent && (f.intent != 0.0 || f.intent_flag.is_some()) {
+            without_intent = RequestFeatures {
+                intent: 0.0,
+                intent_flag: None,
+                ..f.clone()
+            };
+            &without_intent
+        } else {
+            f
+        };
         let i = self.account_index(account);
         let first_request = self.accounts[i as usize].evidence.n == 0;
         let history = self.history_context(i, ts_ms, f);
@@ -127,6 +178,10 @@ impl Engine {
         }
 
         let principal = self.accounts[i as usize].last_principal_slot;
+        if self.snapshots.is_some() {
+            let snap = self.snapshot(i, ts_ms, sub, principal, f);
+            self.snapshots = Some(snap);
+        }
         let own = self.evaluate(i, ts_ms, sub, principal, false);
         let st = &mut self.accounts[i as usize];
         // the higher of this engine's assessment and an external one (a detector worker's)
@@ -152,12 +207,12 @@ impl Engine {
                 cluster,
             };
         }
-        let risk = policy::sigmoid(z + policy::request_adjustment(f));
+        let risk = policy::sigmoid(z + policy::request_adjustment(f, &self.cfg));
         let action = policy::action_for(risk, f, &self.cfg);
         let reasons = match (action, external) {
             (Action::Allow, _) => Vec::new(),
             (_, Some(e)) => e.reasons.into_iter().take(3).collect(),
-            (_, None) => self.evaluate(i, ts_ms, sub, principal, true).reasons(3),
+            (_, None) => self.reasons_for(i, ts_ms, sub, principal),
         };
         Decision {
             action,
@@ -334,9 +389,39 @@ impl Engine {
         }
     }
 
-    /// The highest of: the account's own assessment (without the extraction sub-stream
-    /// for a request outside it), its cluster's (when clustered), its extraction
-    /// sub-stream's (`sub`: this request belongs to it) and its principal's.
+    /// The blocks of evidence a request is decided on: the account's own (without the
+    /// extraction sub-stream for a request outside it, so a distiller's share does not
+    /// taint its neighbours), its cluster's (when clustered), its extraction sub-stream's
+    /// (`sub`: this request belongs to it) and its principal's.
+    fn blocks(&self, i: u32, sub: bool, principal: Option<u8>) -> [Option<Block<'_>>; 4] {
+        let cfg = &self.cfg;
+        let st = &self.accounts[i as usize];
+        let own = if !sub && st.substream.n > 0 {
+            Cow::Owned(
+                st.evidence
+                    .minus(&st.substream, cfg.rate_half_life_hours * HOUR_MS),
+            )
+        } else {
+            Cow::Borrowed(&st.evidence)
+        };
+        let size = self.clusters.size_of(i);
+        let cluster = (size >= cfg.min_cluster_size)
+            .then(|| self.clusters.evidence_of(i))
+            .flatten()
+            .map(|ce| Block::Cluster(ce, size, self.clusters.kinds_of(i)));
+        let principal = match (st.principals.as_ref(), principal) {
+            (Some(t), Some(slot)) => Some(Block::Principal(t.evidence(usize::from(slot)))),
+            _ => None,
+        };
+        [
+            Some(Block::Own(own)),
+            cluster,
+            sub.then_some(Block::Substream(&st.substream)),
+            principal,
+        ]
+    }
+
+    /// The highest assessment among the request's [`Engine::blocks`].
     fn evaluate(
         &self,
         i: u32,
@@ -346,47 +431,95 @@ impl Engine {
         collect: bool,
     ) -> Assessment {
         let cfg = &self.cfg;
-        let st = &self.accounts[i as usize];
-        // a request outside the extraction sub-stream is judged on the rest of the
-        // account's traffic, so a distiller's share does not taint its neighbours
-        let mut best = if !sub && st.substream.n > 0 {
-            let rest = st
-                .evidence
-                .minus(&st.substream, cfg.rate_half_life_hours * HOUR_MS);
-            policy::assess_with(&rest, now_ms, cfg, collect)
-        } else {
-            policy::assess_with(&st.evidence, now_ms, cfg, collect)
-        };
-        let size = self.clusters.size_of(i);
-        if size >= cfg.min_cluster_size {
-            if let Some(ce) = self.clusters.evidence_of(i) {
-                let ca = policy::assess_cluster(
+        let mut best: Option<Assessment> = None;
+        for b in self.blocks(i, sub, principal).into_iter().flatten() {
+            let a = match b {
+                Block::Cluster(ce, size, kinds) => policy::assess_cluster(
                     ce,
                     size,
-                    self.clusters.kinds_of(i),
+                    kinds,
                     || self.clusters.label_of(i).unwrap_or_default(),
                     now_ms,
                     cfg,
                     collect,
-                );
-                if ca.z > best.z {
-                    best = ca;
+                ),
+                b => policy::assess_with(b.evidence(), now_ms, cfg, collect),
+            };
+            if best.as_ref().is_none_or(|x| a.z > x.z) {
+                best = Some(a);
+            }
+        }
+        best.unwrap_or_default()
+    }
+
+    /// Reasons for a restricted request: the deciding block's, and a note when only the
+    /// account's extraction-style requests (or one principal's) are restricted while the
+    /// rest of its traffic looks ordinary, so the operator learns that the account carries a
+    /// distiller (a reseller's end user, a leaked key) rather than being one.
+    fn reasons_for(&self, i: u32, now_ms: i64, sub: bool, principal: Option<u8>) -> Vec<String> {
+        let best = self.evaluate(i, now_ms, sub, principal, true);
+        let rest = self.evaluate(i, now_ms, false, None, false);
+        let mut reasons = best.reasons(3);
+        let throttle_z = (self.cfg.throttle_at / (1.0 - self.cfg.throttle_at)).ln();
+        if best.z > rest.z && rest.z < throttle_z {
+            reasons.insert(
+                0,
+                format!(
+                    "mixed account: its other traffic looks ordinary (risk {:.2}); only its extraction-style requests{} are restricted",
+                    policy::sigmoid(rest.z),
+                    if principal.is_some() && !sub { " from one key / end user" } else { "" }
+                ),
+            );
+        }
+        reasons
+    }
+
+    /// Feature values of each block the request was decided on, the request-level ones
+    /// added (what `research/fit` fits the weights on).
+    fn snapshot(
+        &self,
+        i: u32,
+        now_ms: i64,
+        sub: bool,
+        principal: Option<u8>,
+        f: &RequestFeatures,
+    ) -> Vec<Snapshot> {
+        let req = policy::request_features(f);
+        self.blocks(i, sub, principal)
+            .into_iter()
+            .flatten()
+            .map(|b| {
+                let mut phi = match &b {
+                    Block::Cluster(ce, size, kinds) => {
+                        policy::cluster_features(ce, *size, *kinds, now_ms, &self.cfg)
+                    }
+                    b => policy::features_of(b.evidence(), now_ms, &self.cfg),
                 }
-            }
-        }
-        if sub {
-            let s = policy::assess_with(&st.substream, now_ms, cfg, collect);
-            if s.z > best.z {
-                best = s;
-            }
-        }
-        if let (Some(t), Some(slot)) = (st.principals.as_ref(), principal) {
-            let p = policy::assess_with(t.evidence(usize::from(slot)), now_ms, cfg, collect);
-            if p.z > best.z {
-                best = p;
-            }
-        }
-        best
+                .v;
+                for (x, r) in phi.iter_mut().zip(req) {
+                    *x += r;
+                }
+                Snapshot {
+                    block: b.kind(),
+                    phi,
+                }
+            })
+            .collect()
+    }
+
+    /// Starts (or stops) keeping the feature values of each decision for
+    /// [`Engine::take_snapshot`] (research: fitting the weights; off by default).
+    pub fn keep_snapshots(&mut self, on: bool) {
+        self.snapshots = on.then(Vec::new);
+    }
+
+    /// The feature values behind the latest decision (empty unless
+    /// [`Engine::keep_snapshots`] is on).
+    pub fn take_snapshot(&mut self) -> Vec<Snapshot> {
+        self.snapshots
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Records the outcome of the account's last decided request (token usage, status).

@@ -37,6 +37,7 @@ pub struct SettleKind {
 
 /// Evidence counters (serialisable: detector workers ship them in account summaries).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Evidence {
     /// Requests seen.
     pub n: u32,
@@ -101,6 +102,19 @@ pub struct Evidence {
     pub gap_sq_sum: f32,
     /// Topic histogram of single-turn prompts (breadth).
     pub topics: [u16; TOPICS],
+    /// Strongly extraction-like requests of any kind (reasoning trace, native thinking,
+    /// sampling/probing parameters, grader use, extraction intent).
+    pub xlike: u32,
+    /// Untemplated requests probing the next-token distribution (log-probabilities or a
+    /// `logit_bias` with an answer of at most two tokens).
+    pub probe: u32,
+    /// Union of the requests' `logit_bias` token-id masks.
+    pub bias_mask: u64,
+    /// Sum of the requests' extraction-intent scores.
+    pub intent_sum: f32,
+    /// Requests the intent model flagged, per intent (reasoning trace, grader, synthetic
+    /// data).
+    pub intent_flags: [u32; 3],
 }
 
 impl Evidence {
@@ -135,6 +149,13 @@ impl Evidence {
             crate::signals::shape::Shape::MULTI_SAMPLE | crate::signals::shape::Shape::LOGPROBS,
         ));
         self.grader += u32::from(f.grader);
+        self.xlike += u32::from(f.strongly_extraction_like());
+        self.probe += u32::from(f.probe() && !cx.templated);
+        self.bias_mask |= f.bias_mask;
+        self.intent_sum += f.intent;
+        if let Some(k) = f.intent_flag {
+            self.intent_flags[k as usize] += 1;
+        }
         self.followup += u32::from(f.followup);
         self.agent += u32::from(f.agent);
         let novel = f.single_turn() && !cx.templated;
@@ -242,6 +263,14 @@ impl Evidence {
         r.shape_sum = (r.shape_sum - part.shape_sum).max(0.0);
         r.sampling = r.sampling.saturating_sub(part.sampling);
         r.grader = r.grader.saturating_sub(part.grader);
+        r.xlike = r.xlike.saturating_sub(part.xlike);
+        r.probe = r.probe.saturating_sub(part.probe);
+        // a mask cannot subtract: the part's token ids are taken out altogether
+        r.bias_mask &= !part.bias_mask;
+        r.intent_sum = (r.intent_sum - part.intent_sum).max(0.0);
+        for (a, b) in r.intent_flags.iter_mut().zip(part.intent_flags) {
+            *a = a.saturating_sub(b);
+        }
         r.followup = r.followup.saturating_sub(part.followup);
         r.agent = r.agent.saturating_sub(part.agent);
         r.novel = r.novel.saturating_sub(part.novel);
@@ -288,6 +317,13 @@ impl Evidence {
         self.shape_sum += o.shape_sum;
         self.sampling += o.sampling;
         self.grader += o.grader;
+        self.xlike += o.xlike;
+        self.probe += o.probe;
+        self.bias_mask |= o.bias_mask;
+        self.intent_sum += o.intent_sum;
+        for (a, b) in self.intent_flags.iter_mut().zip(o.intent_flags) {
+            *a += b;
+        }
         self.followup += o.followup;
         self.agent += o.agent;
         self.novel += o.novel;

@@ -5,6 +5,28 @@ use crate::event::{Api, Event};
 use crate::request_view::RequestView;
 use crate::signals::{lexicon, reasoning, shape, skeleton};
 use crate::text::{extract_text, hash_str, ip_key, subnet_key};
+use moat_intent::{Intent, IntentModel};
+
+/// The extraction intent a request was flagged for by the intent model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum IntentKind {
+    /// Asks for the model's reasoning trace.
+    Reasoning,
+    /// Uses the model as a grader / judge / reward model.
+    Grader,
+    /// Asks for synthetic training data.
+    Synth,
+}
+
+impl From<Intent> for IntentKind {
+    fn from(i: Intent) -> Self {
+        match i {
+            Intent::Reasoning => IntentKind::Reasoning,
+            Intent::Grader => IntentKind::Grader,
+            Intent::Synth => IntentKind::Synth,
+        }
+    }
+}
 
 /// Features of one request. Build with [`RequestFeatures::extract`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -17,6 +39,13 @@ pub struct RequestFeatures {
     pub shape: shape::Shape,
     /// Requested `max_tokens` (0 if absent).
     pub max_tokens: u32,
+    /// `logit_bias` token ids folded into a 64-bit mask (see `shape::logit_bias_mask`).
+    pub bias_mask: u64,
+    /// Extraction intent of the prompt from the intent model (`moat-intent`), in [0, 1]:
+    /// the highest of its reasoning-trace, grader and synthetic-data scores.
+    pub intent: f32,
+    /// Which intent the model flagged (at or above its operating threshold), if any.
+    pub intent_flag: Option<IntentKind>,
     /// Model-as-grader prompt.
     pub grader: bool,
     /// Earlier assistant turns present: a conversation that builds on previous answers.
@@ -42,7 +71,8 @@ pub struct RequestFeatures {
     pub subnet_key: u64,
     /// Client address (hashed).
     pub ip_key: u64,
-    /// End-user id sent by the client (`user` / `metadata.user_id`), hashed; 0 if none.
+    /// End-user id sent by the client (`safety_identifier`, `user` or `metadata.user_id`),
+    /// hashed; 0 if none.
     pub end_user_key: u64,
     /// The *principal* behind the request inside its account: API key, end-user id and
     /// user agent together (hashed). Set by [`RequestFeatures::with_client`]; 0 if not.
@@ -69,6 +99,17 @@ impl RequestFeatures {
         let reasoning = sys_scan.reasoning.max(user_scan.reasoning);
         let grader = sys_scan.grader_phrases >= 2 || user_scan.grader_phrases >= 2;
         let (prefix_key, suffix_key) = skeleton::skeleton_keys(&rt.last_user);
+        let model = IntentModel::embedded();
+        let scores = model.score(&rt.system, &rt.last_user);
+        let flagged = model.flagged(&scores);
+        let intent_flagged = !flagged.is_empty();
+        let intent = match flagged.first() {
+            Some(&(k, p)) => Some((IntentKind::from(k), p)),
+            None => Intent::ALL
+                .into_iter()
+                .map(|k| (IntentKind::from(k), scores.get(k)))
+                .max_by(|a, b| a.1.total_cmp(&b.1)),
+        };
         let system_key = if rt.system.trim().chars().count() >= 40 {
             hash_str(rt.system.trim()) | 1
         } else {
@@ -98,6 +139,9 @@ impl RequestFeatures {
             thinking_budget: reasoning::native_reasoning(req),
             shape: shape::shape(req),
             max_tokens: shape::max_tokens(req),
+            bias_mask: shape::logit_bias_mask(req),
+            intent: intent.map_or(0.0, |(_, p)| p),
+            intent_flag: intent.map(|(k, _)| k).filter(|_| intent_flagged),
             grader,
             followup: rt.assistant_turns > 0,
             agent: rt.tool_results > 0,
@@ -111,8 +155,9 @@ impl RequestFeatures {
             subnet_key: subnet_key(ip),
             ip_key: ip_key(ip),
             end_user_key: req
-                .user
+                .safety_identifier
                 .as_deref()
+                .or(req.user.as_deref())
                 .or(req.metadata.as_ref().and_then(|m| m.user_id.as_deref()))
                 .map_or(0, |u| hash_str(u) | 1),
             principal_key: 0,
@@ -137,6 +182,7 @@ impl RequestFeatures {
             || self.thinking_budget >= 1024
             || self.shape.any()
             || self.grader
+            || self.intent_flag.is_some()
     }
 
     /// Whether the request is strongly extraction-like: a full reasoning trace, native
@@ -147,6 +193,15 @@ impl RequestFeatures {
             || self.thinking_budget >= 1024
             || self.shape.score() >= 1.0
             || self.grader
+            || self.intent_flag.is_some()
+    }
+
+    /// Whether the request probes the next-token distribution: log-probabilities or a
+    /// `logit_bias` with an answer of at most two tokens (`max_tokens` absent counts as
+    /// unbounded).
+    pub fn probe(&self) -> bool {
+        use shape::Shape;
+        self.shape.has(Shape::LOGPROBS | Shape::LOGIT_BIAS) && (1..=2).contains(&self.max_tokens)
     }
 
     /// Whether the request is a single-turn prompt (no earlier answers, no tool results).

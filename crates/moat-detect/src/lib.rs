@@ -48,11 +48,13 @@ pub mod principals;
 pub mod request_view;
 pub mod signals;
 pub mod text;
+pub mod weights;
 
 pub use config::DetectConfig;
-pub use engine::Engine;
+pub use engine::{Engine, Snapshot};
 pub use event::{AccountMeta, AccountReport, Action, Api, Decision, Event, Outcome};
 pub use external::{AccountSummary, ExternalView};
 pub use features::RequestFeatures;
 pub use linker::Linker;
 pub use request_view::RequestView;
+pub use weights::{Feature, Weights};

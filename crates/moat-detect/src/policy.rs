@@ -11,9 +11,7 @@ use crate::event::Action;
 use crate::evidence::Evidence;
 use crate::features::RequestFeatures;
 use crate::signals::{reasoning, topics};
-
-/// Log-odds of an account with no evidence at all.
-pub const PRIOR_Z: f64 = -4.5;
+use crate::weights::{Feature, FIRST_REQUEST_FEATURE, N_FEATURES};
 
 const HOUR_MS: f64 = 3_600_000.0;
 
@@ -67,6 +65,21 @@ pub enum Reason {
         size: u32,
         links: String,
     },
+    /// Share of strongly extraction-like requests of any kind.
+    ExtractionShare { frac: f64, n: u32 },
+    /// `logit_bias` over many distinct token ids.
+    ProbeWalk { bits: u32 },
+    /// Share of next-token probes.
+    Probe { frac: f64, n: u32 },
+    /// Extraction intent of the prompts: mean score and the share flagged per intent
+    /// (reasoning trace, grader, synthetic data).
+    Intent {
+        mean: f64,
+        flagged: [f64; 3],
+        n: u32,
+    },
+    /// A request-level feature (never listed among an account's reasons).
+    Request { feature: Feature },
 }
 
 impl std::fmt::Display for Reason {
@@ -142,6 +155,43 @@ impl std::fmt::Display for Reason {
             Reason::Cluster { label, size, links } => {
                 write!(f, "cluster {label}: {size} accounts share {links}")
             }
+            Reason::ExtractionShare { frac, n } => write!(
+                f,
+                "{} of {n} requests are extraction-style (reasoning traces, native thinking, probing parameters, grader or training-data prompts)",
+                pct(*frac)
+            ),
+            Reason::ProbeWalk { bits } => write!(
+                f,
+                "logit_bias walks across the vocabulary ({bits} of 64 token-id buckets biased)"
+            ),
+            Reason::Probe { frac, n } => write!(
+                f,
+                "{} of {n} requests probe the next-token distribution (logprobs or logit_bias with a 1-2 token answer)",
+                pct(*frac)
+            ),
+            Reason::Intent { mean, flagged, n } => {
+                const WHAT: [&str; 3] = [
+                    "ask for the model's reasoning trace",
+                    "use the model as a grader or judge",
+                    "ask for synthetic training data",
+                ];
+                let parts: Vec<String> = flagged
+                    .iter()
+                    .zip(WHAT)
+                    .filter(|(x, _)| **x > 0.0)
+                    .map(|(x, w)| format!("{} {w}", pct(*x)))
+                    .collect();
+                if parts.is_empty() {
+                    write!(f, "prompts read as extraction requests (mean intent {mean:.2} over {n} requests)")
+                } else {
+                    write!(
+                        f,
+                        "by the intent model, of {n} requests {} (mean intent {mean:.2})",
+                        parts.join(", ")
+                    )
+                }
+            }
+            Reason::Request { feature } => write!(f, "request feature {}", feature.name()),
         }
     }
 }
@@ -175,15 +225,6 @@ fn pct(x: f64) -> String {
 }
 
 impl Assessment {
-    fn add(&mut self, weight: f64, reason: Reason) {
-        if weight.abs() >= 0.05 {
-            self.z += weight;
-            if self.collect {
-                self.terms.push(Term { weight, reason });
-            }
-        }
-    }
-
     /// Adds a cross-account cluster term (always listed first among the reasons).
     pub fn add_cluster(&mut self, bonus: f64, label: String, size: u32, links: String) {
         self.z += bonus;
@@ -217,18 +258,346 @@ impl Assessment {
             let kb = matches!(b.reason, Reason::Cluster { .. });
             kb.cmp(&ka).then(b.weight.total_cmp(&a.weight))
         });
-        t.into_iter()
-            .take(max)
-            .map(|t| t.reason.to_string())
-            .collect()
+        let mut out: Vec<String> = Vec::with_capacity(max);
+        for t in t {
+            let r = t.reason.to_string();
+            // two features may give the same reason (the quick and the sustained share)
+            if !out.contains(&r) {
+                out.push(r);
+            }
+            if out.len() == max {
+                break;
+            }
+        }
+        out
     }
 }
 
-/// Assesses a cross-account cluster at event time `now_ms`: its members' pooled evidence,
-/// plus a size term when the pooled evidence is already suspicious and the cluster shares
-/// infrastructure or a creation burst (a cluster linked by prompt family alone is scored on
-/// its pooled evidence only). `kinds` are the link kinds that built it (see
-/// [`crate::cluster`]); `label` is only called when reasons are collected.
+/// Feature values of one block of evidence (an account, its extraction sub-stream, a
+/// principal or a cluster), with the figures its reasons quote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phi {
+    /// Unit-scale value per feature (request-level features are 0 here: see
+    /// [`request_features`]).
+    pub v: [f64; N_FEATURES],
+    n: u32,
+    strong_frac: f64,
+    mean_reasoning: f64,
+    thinking_frac: f64,
+    shape_frac: f64,
+    grader_frac: f64,
+    followup_frac: f64,
+    harvest_tokens: f64,
+    harvest_hours: f64,
+    novel_frac: f64,
+    breadth: f64,
+    template_frac: f64,
+    reasoning_tokens: f64,
+    active_hours: u32,
+    long_is_ratio: bool,
+    ratio: f64,
+    out_tokens: u64,
+    mean_answer: f64,
+    hours_covered: u32,
+    flatness: f64,
+    interval_s: f64,
+    cv: f64,
+    young_frac: f64,
+    new_ip_frac: f64,
+    xlike_frac: f64,
+    probe_frac: f64,
+    bias_ids: u32,
+    intent_mean: f64,
+    intent_flagged: [f64; 3],
+    cluster: Option<(String, u32, String)>,
+}
+
+impl Phi {
+    /// The reason a feature's term gives, with this block's figures.
+    fn reason(&self, f: Feature) -> Reason {
+        let n = self.n;
+        match f {
+            Feature::Reasoning if self.strong_frac >= 0.25 => Reason::ReasoningTrace {
+                frac: self.strong_frac,
+                n,
+            },
+            Feature::Reasoning => Reason::StepByStep {
+                strength: self.mean_reasoning,
+                n,
+            },
+            Feature::Thinking => Reason::Thinking {
+                frac: self.thinking_frac,
+                n,
+            },
+            Feature::Shape => Reason::Shape {
+                frac: self.shape_frac,
+                n,
+            },
+            Feature::Grader => Reason::Grader {
+                frac: self.grader_frac,
+                n,
+            },
+            Feature::Conversation => Reason::Conversation {
+                frac: self.followup_frac,
+            },
+            Feature::Harvest => Reason::Harvest {
+                tokens: self.harvest_tokens,
+                hours: self.harvest_hours,
+                novel_frac: self.novel_frac,
+                n,
+                breadth: self.breadth,
+            },
+            Feature::OneTemplate => Reason::OneTemplate {
+                frac: self.template_frac,
+            },
+            Feature::TemplatedHarvest => Reason::TemplatedReasoningHarvest {
+                tokens: self.reasoning_tokens,
+                active_hours: self.active_hours,
+            },
+            Feature::LongAnswers if self.long_is_ratio => Reason::OutputRatio {
+                ratio: self.ratio,
+                out_tokens: self.out_tokens,
+            },
+            Feature::LongAnswers => Reason::LongAnswers {
+                mean: self.mean_answer,
+            },
+            Feature::FlatCadence | Feature::HumanCadence => Reason::Cadence {
+                hours: self.hours_covered,
+                flatness: self.flatness,
+            },
+            Feature::Clockwork => Reason::Clockwork {
+                interval_s: self.interval_s,
+                cv: self.cv,
+            },
+            Feature::Young => Reason::Young {
+                frac: self.young_frac,
+            },
+            Feature::Unverified => Reason::Unverified,
+            Feature::IpChurn => Reason::IpChurn {
+                frac: self.new_ip_frac,
+            },
+            Feature::ExtractionShare | Feature::ExtractionShareSustained => {
+                Reason::ExtractionShare {
+                    frac: self.xlike_frac,
+                    n,
+                }
+            }
+            Feature::ProbeWalk => Reason::ProbeWalk {
+                bits: self.bias_ids,
+            },
+            Feature::Probe => Reason::Probe {
+                frac: self.probe_frac,
+                n,
+            },
+            Feature::Intent => Reason::Intent {
+                mean: self.intent_mean,
+                flagged: self.intent_flagged,
+                n,
+            },
+            Feature::Cluster => {
+                let (label, size, links) = self.cluster.clone().unwrap_or_default();
+                Reason::Cluster { label, size, links }
+            }
+            Feature::RequestTrace
+            | Feature::RequestStep
+            | Feature::RequestShape
+            | Feature::RequestIntent
+            | Feature::RequestFollowup => Reason::Request { feature: f },
+        }
+    }
+}
+
+/// Feature values of a block of evidence at event time `now_ms`.
+pub fn features_of(e: &Evidence, now_ms: i64, cfg: &DetectConfig) -> Phi {
+    let mut p = Phi {
+        n: e.n,
+        ..Phi::default()
+    };
+    if e.n == 0 {
+        return p;
+    }
+    let n = f64::from(e.n);
+    let conf = |k: f64| n / (n + k);
+    let frac = |x: u32| f64::from(x) / n;
+    let mut set = |f: Feature, x: f64| p.v[f as usize] = x;
+
+    let fr = f64::from(e.reasoning_sum) / n;
+    set(Feature::Reasoning, fr * conf(6.0));
+    let ft = frac(e.thinking);
+    set(Feature::Thinking, ft * conf(6.0));
+    let shape_w = f64::from(e.shape_sum) / n;
+    set(Feature::Shape, shape_w * conf(6.0));
+    let fg = frac(e.grader);
+    set(Feature::Grader, fg * conf(6.0));
+    // real conversations and agent loops build on earlier answers
+    let fu = frac(e.followup + e.agent).min(1.0);
+    set(Feature::Conversation, fu * conf(4.0));
+    // volume of harvested answers (single-turn), scaled by breadth, sliding window
+    let hl = cfg.rate_half_life_hours * HOUR_MS;
+    let h = e.harvest.value_at(now_ms, hl);
+    let floor = cfg.harvest_tokens_floor.max(1.0);
+    let breadth = topics::breadth(&e.topics);
+    if h > floor {
+        let span = ((now_ms - e.first_ts) as f64 / (2.0 * HOUR_MS)).clamp(0.5, 1.0);
+        let single = (1.0 - fu).powi(2);
+        let level = ((h / floor).ln() / 4f64.ln()).min(1.25);
+        // narrow traffic (one subject) is what products serve; it only counts fully when
+        // it is mostly reasoning-trace or native-thinking harvesting
+        let reasoning_harvest = fr >= 0.8 || ft >= 0.5;
+        let breadth_factor = if reasoning_harvest {
+            1.0
+        } else {
+            // unknown breadth (unclassified language) counts as fairly broad
+            breadth.map_or(0.75, |b| ((b - 0.3) / 0.35).clamp(0.25, 1.0))
+        };
+        set(Feature::Harvest, level * single * span * breadth_factor);
+    }
+    // one-template traffic (pipelines, benchmark harnesses) covers a narrow slice
+    let ftpl = frac(e.templated);
+    set(
+        Feature::OneTemplate,
+        ((ftpl - 0.8) / 0.15).clamp(0.0, 1.0) * conf(20.0),
+    );
+    // sustained templated reasoning harvest (a reasoning-eliciting template run around
+    // the clock, as opposed to a benchmark run once in a burst)
+    let hr = e.reasoning_harvest.value_at(now_ms, hl);
+    let active = e.active_hours_48(now_ms);
+    if hr > floor {
+        let sustained = ((f64::from(active) - 6.0) / 12.0).clamp(0.0, 1.0);
+        let level = ((hr / floor).ln() / 4f64.ln()).min(1.25);
+        set(
+            Feature::TemplatedHarvest,
+            level * sustained * (1.0 - fu).powi(2),
+        );
+    }
+    // long answers: output/input token ratio or mean single-turn answer length (one term:
+    // both measure the same thing)
+    let (ratio_w, ratio) = if e.settled >= 10 && e.in_tokens > 0 {
+        let oi = e.out_tokens as f64 / e.in_tokens as f64;
+        (((oi - 4.0) / 6.0).clamp(0.0, 1.0), oi)
+    } else {
+        (0.0, 0.0)
+    };
+    let (mean_w, mean) = if e.single_settled >= 20 {
+        let mean = e.single_out_tokens as f64 / f64::from(e.single_settled);
+        (((mean - 450.0) / 600.0).clamp(0.0, 1.0), mean)
+    } else {
+        (0.0, 0.0)
+    };
+    set(Feature::LongAnswers, ratio_w.max(mean_w));
+    // machine cadence
+    let span_h = (e.last_ts - e.first_ts) as f64 / HOUR_MS;
+    let fl = e.hours.flatness();
+    if span_h >= 36.0 && e.n >= 100 {
+        set(Feature::FlatCadence, ((fl - 0.93) / 0.05).clamp(0.0, 1.0));
+        set(Feature::HumanCadence, ((0.9 - fl) / 0.1).clamp(0.0, 1.0));
+    }
+    // clockwork arrivals: a script pacing itself under the limits
+    let (interval_s, cv) = e.gap_regularity().unwrap_or((0.0, f64::INFINITY));
+    set(Feature::Clockwork, ((0.25 - cv) / 0.15).clamp(0.0, 1.0));
+    // account age and verification
+    let fy = frac(e.young);
+    set(Feature::Young, fy);
+    set(Feature::Unverified, frac(e.unverified));
+    // rotating client addresses
+    let p_new = frac(e.new_ip);
+    if e.n >= 20 {
+        set(Feature::IpChurn, ((p_new - 0.3) / 0.5).clamp(0.0, 1.0));
+    }
+    // strongly extraction-like requests of any kind: one share that every recognised
+    // extraction style feeds, so a style left out of fitting still counts through it
+    let fx = frac(e.xlike);
+    set(Feature::ExtractionShare, fx * conf(3.0));
+    set(Feature::ExtractionShareSustained, fx * conf(24.0));
+    // next-token probing: a bias walking across many token ids, or untemplated probes
+    let bias_ids = e.bias_mask.count_ones();
+    set(
+        Feature::ProbeWalk,
+        ((f64::from(bias_ids) - 8.0) / 24.0).clamp(0.0, 1.0),
+    );
+    let fp = frac(e.probe);
+    set(Feature::Probe, fp * conf(6.0));
+    let fi = f64::from(e.intent_sum) / n;
+    set(Feature::Intent, fi * conf(3.0));
+
+    p.strong_frac = frac(e.reasoning_strong);
+    p.mean_reasoning = fr;
+    p.thinking_frac = ft;
+    p.shape_frac = frac(e.shape);
+    p.grader_frac = fg;
+    p.followup_frac = fu;
+    p.harvest_tokens = h;
+    // the hours a harvest counter covers (≈ 1.44 half-lives of the decay)
+    p.harvest_hours = cfg.rate_half_life_hours * 1.44;
+    p.novel_frac = frac(e.novel);
+    p.breadth = breadth.unwrap_or(-1.0);
+    p.template_frac = ftpl;
+    p.reasoning_tokens = hr;
+    p.active_hours = active;
+    p.long_is_ratio = ratio_w >= mean_w;
+    p.ratio = ratio;
+    p.out_tokens = e.out_tokens;
+    p.mean_answer = mean;
+    p.hours_covered = e.hours.hours_covered(1);
+    p.flatness = fl;
+    p.interval_s = interval_s;
+    p.cv = cv;
+    p.young_frac = fy;
+    p.new_ip_frac = p_new;
+    p.xlike_frac = fx;
+    p.probe_frac = fp;
+    p.bias_ids = bias_ids;
+    p.intent_mean = fi;
+    p.intent_flagged = e.intent_flags.map(frac);
+    p
+}
+
+/// Feature values of a cross-account cluster: its members' pooled evidence plus its size,
+/// which counts only when the cluster shares infrastructure or a creation burst (a cluster
+/// linked by prompt family alone is scored on its pooled evidence only). `kinds` are the
+/// link kinds that built it (see [`crate::cluster`]).
+pub fn cluster_features(
+    pooled: &Evidence,
+    size: u32,
+    kinds: u8,
+    now_ms: i64,
+    cfg: &DetectConfig,
+) -> Phi {
+    use crate::cluster::{CREATED, INFRA};
+    let mut p = features_of(pooled, now_ms, cfg);
+    if kinds & (INFRA | CREATED) != 0 {
+        p.v[Feature::Cluster as usize] = (f64::from(size).ln() / 4.0).min(1.0);
+    }
+    p
+}
+
+/// Scores feature values with the configured weights; `collect` keeps the terms for
+/// reasons (the decision path skips them unless the request is acted on).
+pub fn score(p: &Phi, cfg: &DetectConfig, collect: bool) -> Assessment {
+    let w = &cfg.weights;
+    let mut a = Assessment {
+        z: w.bias,
+        terms: Vec::new(),
+        collect,
+    };
+    for f in &Feature::ALL[..FIRST_REQUEST_FEATURE] {
+        let c = w.of(*f) * p.v[*f as usize];
+        if c != 0.0 {
+            a.z += c;
+            if collect && c.abs() >= 0.05 {
+                a.terms.push(Term {
+                    weight: c,
+                    reason: p.reason(*f),
+                });
+            }
+        }
+    }
+    a
+}
+
+/// Assesses a cross-account cluster at event time `now_ms` (see [`cluster_features`]);
+/// the size term applies only once the pooled evidence is already suspicious (log-odds
+/// above −1.5). `label` is only called when reasons are collected.
 pub fn assess_cluster(
     pooled: &Evidence,
     size: u32,
@@ -238,15 +607,16 @@ pub fn assess_cluster(
     cfg: &DetectConfig,
     collect: bool,
 ) -> Assessment {
-    use crate::cluster::{Clusters, CREATED, INFRA};
-    let mut ca = assess_with(pooled, now_ms, cfg, collect);
-    let bonus = if ca.z > -1.5 && kinds & (INFRA | CREATED) != 0 {
-        (0.5 * f64::from(size).ln()).min(2.0)
+    let mut p = cluster_features(pooled, size, kinds, now_ms, cfg);
+    let size_term = std::mem::take(&mut p.v[Feature::Cluster as usize]);
+    let mut ca = score(&p, cfg, collect);
+    let bonus = if ca.z > -1.5 {
+        cfg.weights.of(Feature::Cluster) * size_term
     } else {
         0.0
     };
     let (label, links) = if collect {
-        (label(), Clusters::describe_kinds(kinds))
+        (label(), crate::cluster::Clusters::describe_kinds(kinds))
     } else {
         (String::new(), String::new())
     };
@@ -259,178 +629,32 @@ pub fn assess(e: &Evidence, now_ms: i64, cfg: &DetectConfig) -> Assessment {
     assess_with(e, now_ms, cfg, true)
 }
 
-/// Assesses evidence at event time `now_ms`; `collect` keeps the terms for reasons (the
-/// decision path skips them unless the request is acted on).
+/// Assesses evidence at event time `now_ms`; `collect` keeps the terms for reasons.
 pub fn assess_with(e: &Evidence, now_ms: i64, cfg: &DetectConfig, collect: bool) -> Assessment {
-    let mut a = Assessment {
-        z: PRIOR_Z,
-        terms: Vec::new(),
-        collect,
-    };
-    if e.n == 0 {
-        return a;
-    }
-    let n = f64::from(e.n);
-    let conf = |k: f64| n / (n + k);
-    let frac = |x: u32| f64::from(x) / n;
+    score(&features_of(e, now_ms, cfg), cfg, collect)
+}
 
-    // reasoning-trace elicitation (prompt text)
-    let fr = f64::from(e.reasoning_sum) / n;
-    let fs = frac(e.reasoning_strong);
-    let why = if fs >= 0.25 {
-        Reason::ReasoningTrace { frac: fs, n: e.n }
-    } else {
-        Reason::StepByStep {
-            strength: fr,
-            n: e.n,
-        }
-    };
-    a.add(3.0 * fr * conf(6.0), why);
-    // native reasoning parameters
-    let ft = frac(e.thinking);
-    a.add(2.0 * ft * conf(6.0), Reason::Thinking { frac: ft, n: e.n });
-    // harvest-shaped parameters
-    let fsh = frac(e.shape);
-    let shape_w = f64::from(e.shape_sum) / n;
-    a.add(
-        2.0 * shape_w * conf(6.0),
-        Reason::Shape { frac: fsh, n: e.n },
-    );
-    // model as grader / reward model
-    let fg = frac(e.grader);
-    a.add(2.5 * fg * conf(6.0), Reason::Grader { frac: fg, n: e.n });
-    // real conversations and agent loops build on earlier answers
-    let fu = frac(e.followup + e.agent).min(1.0);
-    a.add(-3.0 * fu * conf(4.0), Reason::Conversation { frac: fu });
-    // volume of harvested answers (single-turn), scaled by breadth, sliding window
-    let hl = cfg.rate_half_life_hours * HOUR_MS;
-    let h = e.harvest.value_at(now_ms, hl);
-    let floor = cfg.harvest_tokens_floor.max(1.0);
-    if h > floor {
-        let span = ((now_ms - e.first_ts) as f64 / (2.0 * HOUR_MS)).clamp(0.5, 1.0);
-        let single = (1.0 - fu).powi(2);
-        let level = ((h / floor).ln() / 4f64.ln()).min(1.25);
-        let breadth = topics::breadth(&e.topics);
-        // narrow traffic (one subject) is what products serve; it only counts fully when
-        // it is mostly reasoning-trace or native-thinking harvesting
-        let reasoning_harvest = fr >= 0.8 || ft >= 0.5;
-        let breadth_factor = if reasoning_harvest {
-            1.0
-        } else {
-            // unknown breadth (unclassified language) counts as fairly broad
-            breadth.map_or(0.75, |b| ((b - 0.3) / 0.35).clamp(0.25, 1.0))
-        };
-        a.add(
-            4.0 * level * single * span * breadth_factor,
-            Reason::Harvest {
-                tokens: h,
-                hours: cfg.rate_half_life_hours * 1.44,
-                novel_frac: frac(e.novel),
-                n: e.n,
-                breadth: breadth.unwrap_or(-1.0),
-            },
-        );
-    }
-    // one-template traffic (pipelines, benchmark harnesses) covers a narrow slice
-    let ftpl = frac(e.templated);
-    a.add(
-        -0.75 * ((ftpl - 0.8) / 0.15).clamp(0.0, 1.0) * conf(20.0),
-        Reason::OneTemplate { frac: ftpl },
-    );
-    // sustained templated reasoning harvest (a reasoning-eliciting template run around
-    // the clock, as opposed to a benchmark run once in a burst)
-    let hr = e.reasoning_harvest.value_at(now_ms, hl);
-    if hr > floor {
-        let active = e.active_hours_48(now_ms);
-        let sustained = ((f64::from(active) - 6.0) / 12.0).clamp(0.0, 1.0);
-        let level = ((hr / floor).ln() / 4f64.ln()).min(1.25);
-        a.add(
-            3.0 * level * sustained * (1.0 - fu).powi(2),
-            Reason::TemplatedReasoningHarvest {
-                tokens: hr,
-                active_hours: active,
-            },
-        );
-    }
-    // long answers: output/input token ratio or mean single-turn answer length (one term:
-    // both measure the same thing)
-    let ratio_w = if e.settled >= 10 && e.in_tokens > 0 {
-        let oi = e.out_tokens as f64 / e.in_tokens as f64;
-        (((oi - 4.0) / 6.0).clamp(0.0, 1.0), oi)
-    } else {
-        (0.0, 0.0)
-    };
-    let mean_w = if e.single_settled >= 20 {
-        let mean = e.single_out_tokens as f64 / f64::from(e.single_settled);
-        (((mean - 450.0) / 600.0).clamp(0.0, 1.0), mean)
-    } else {
-        (0.0, 0.0)
-    };
-    if ratio_w.0 >= mean_w.0 {
-        a.add(
-            ratio_w.0,
-            Reason::OutputRatio {
-                ratio: ratio_w.1,
-                out_tokens: e.out_tokens,
-            },
-        );
-    } else {
-        a.add(mean_w.0, Reason::LongAnswers { mean: mean_w.1 });
-    }
-    // machine cadence
-    let span_h = (e.last_ts - e.first_ts) as f64 / HOUR_MS;
-    if span_h >= 36.0 && e.n >= 100 {
-        let fl = e.hours.flatness();
-        let w = 1.5 * ((fl - 0.93) / 0.05).clamp(0.0, 1.0) - ((0.9 - fl) / 0.1).clamp(0.0, 1.0);
-        a.add(
-            w,
-            Reason::Cadence {
-                hours: e.hours.hours_covered(1),
-                flatness: fl,
-            },
-        );
-    }
-    // clockwork arrivals: a script pacing itself under the limits
-    if let Some((mean, cv)) = e.gap_regularity() {
-        a.add(
-            0.75 * ((0.25 - cv) / 0.15).clamp(0.0, 1.0),
-            Reason::Clockwork {
-                interval_s: mean,
-                cv,
-            },
-        );
-    }
-    // account age and verification
-    let fy = frac(e.young);
-    a.add(0.7 * fy, Reason::Young { frac: fy });
-    a.add(0.4 * frac(e.unverified), Reason::Unverified);
-    // rotating client addresses
-    if e.n >= 20 {
-        let p = frac(e.new_ip);
-        a.add(
-            ((p - 0.3) / 0.5).clamp(0.0, 1.0),
-            Reason::IpChurn { frac: p },
-        );
-    }
-    a
+/// Request-level feature values of one request (the account-level ones are 0).
+pub fn request_features(f: &RequestFeatures) -> [f64; N_FEATURES] {
+    let mut v = [0.0; N_FEATURES];
+    let trace = f.reasoning >= reasoning::STRONG || f.thinking_budget >= 1024;
+    v[Feature::RequestTrace as usize] = f64::from(u8::from(trace));
+    v[Feature::RequestStep as usize] =
+        f64::from(u8::from(!trace && f.reasoning >= reasoning::MEDIUM));
+    v[Feature::RequestShape as usize] = f64::from(u8::from(f.shape.score() >= 1.0 || f.grader));
+    v[Feature::RequestIntent as usize] = f64::from(f.intent);
+    v[Feature::RequestFollowup as usize] = f64::from(u8::from(f.followup || f.agent));
+    v
 }
 
 /// Request-level adjustment of the account/cluster log-odds: extraction-typical requests
 /// weigh more, follow-ups in real conversations less.
-pub fn request_adjustment(f: &RequestFeatures) -> f64 {
-    let mut z = 0.0;
-    if f.reasoning >= reasoning::STRONG || f.thinking_budget >= 1024 {
-        z += 0.4;
-    } else if f.reasoning >= reasoning::MEDIUM {
-        z += 0.2;
-    }
-    if f.shape.score() >= 1.0 || f.grader {
-        z += 0.2;
-    }
-    if f.followup || f.agent {
-        z -= 1.0;
-    }
-    z
+pub fn request_adjustment(f: &RequestFeatures, cfg: &DetectConfig) -> f64 {
+    let v = request_features(f);
+    Feature::ALL[FIRST_REQUEST_FEATURE..]
+        .iter()
+        .map(|x| cfg.weights.of(*x) * v[*x as usize])
+        .sum()
 }
 
 /// The rung of the ladder a risk reaches (before the per-request rule of [`action_for`]).

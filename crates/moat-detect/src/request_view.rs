@@ -164,6 +164,9 @@ pub struct RequestView<'a> {
     /// OpenAI end-user id (`user`), set by platforms serving many end users.
     #[serde(borrow, default)]
     pub user: Option<Cow<'a, str>>,
+    /// OpenAI `safety_identifier`: a stable hash of the end user, the successor of `user`.
+    #[serde(borrow, default)]
+    pub safety_identifier: Option<Cow<'a, str>>,
     /// Anthropic `metadata` (its `user_id` is the end-user id).
     #[serde(borrow, default)]
     pub metadata: Option<MetadataView<'a>>,

@@ -22,6 +22,7 @@ fn main() -> anyhow::Result<()> {
             "--accounts" => opts.accounts = value()?,
             "--out" => opts.out = value()?,
             "--config" => opts.config = Some(value()?),
+            "--snapshots" => opts.snapshots = Some(value()?),
             other => anyhow::bail!(
                 "unknown flag {other}; usage: --traffic F --accounts F --out DIR [--config F]"
             ),

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use config::load_detect_config;
-pub use pipeline::run;
+pub use pipeline::{run, SNAPSHOT_FORMAT};
 
 /// What to replay and where to write the results.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +34,9 @@ pub struct ReplayOptions {
     pub out: PathBuf,
     /// Optional `moat.toml`; its `[detect]` table overrides engine thresholds.
     pub config: Option<PathBuf>,
+    /// Research: also write the feature values behind a sample of each account's decisions
+    /// to this file (JSON Lines; see [`pipeline::SNAPSHOT_FORMAT`]), for fitting weights.
+    pub snapshots: Option<PathBuf>,
 }
 
 /// Counts and timings of a replay.

@@ -17,6 +17,24 @@ use crate::{load_detect_config, ReplayOptions, ReplaySummary};
 
 const CHUNK: usize = 4096;
 
+/// The snapshot file's first line names the features (`{"features":[...]}`); each other
+/// line is `{"line":N,"k":K,"block":B,"phi":[...]}`, where `line` is
+/// the 0-based traffic line, `k` the account's request count at that line (1-based),
+/// `block` the evidence block (`account`, `cluster`, `substream`, `principal`) and `phi`
+/// its feature values in `moat_detect::Feature` order. Sampled at each account's requests
+/// 1–8, then at 12, 16, 24, 32, 48, 64, … (×1.5 / ×4/3 steps) and at every 64th.
+pub const SNAPSHOT_FORMAT: &str = "{line, k, block, phi}";
+
+/// Whether an account's `k`-th request is sampled for a snapshot.
+fn sampled(k: u32) -> bool {
+    if k <= 8 || k % 64 == 0 {
+        return true;
+    }
+    // 12, 16, 24, 32, 48, 64, 96, 128, ...
+    let p = 31 - k.leading_zeros();
+    k == 1 << p || k == 3 << (p - 1)
+}
+
 /// One traffic line, ready for the engine.
 enum Parsed {
     Exchange {
@@ -181,6 +199,15 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<ReplaySummary> {
         }
     });
 
+    let mut snapshots = match &opts.snapshots {
+        Some(p) => {
+            let mut w = JsonlWriter::create(p)?;
+            let names: Vec<&str> = moat_detect::Feature::ALL.map(|f| f.name()).to_vec();
+            w.write(&serde_json::json!({ "features": names }))?;
+            Some((w, std::collections::HashMap::<String, u32>::new()))
+        }
+        None => None,
+    };
     let mut buf = Vec::with_capacity(256);
     let mut counts = [0u64; 5];
     for chunk in rx {
@@ -193,8 +220,29 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<ReplaySummary> {
                     features,
                     outcome,
                 } => {
+                    let k = snapshots.as_mut().map(|(_, seen)| {
+                        let k = seen.entry(account.clone()).or_insert(0);
+                        *k += 1;
+                        *k
+                    });
+                    let sample = k.is_some_and(sampled);
+                    if snapshots.is_some() {
+                        engine.keep_snapshots(sample);
+                    }
                     let d = engine.decide_features(*ts_ms, account, features);
                     engine.settle(account, outcome);
+                    if let (Some((w, _)), true) = (snapshots.as_mut(), sample) {
+                        for s in engine.take_snapshot() {
+                            let phi: Vec<f64> =
+                                s.phi.iter().map(|x| (x * 1e4).round() / 1e4).collect();
+                            w.write(&serde_json::json!({
+                                "line": summary.lines,
+                                "k": k,
+                                "block": s.block,
+                                "phi": phi,
+                            }))?;
+                        }
+                    }
                     d
                 }
                 Parsed::Malformed { line_no, error } => {
@@ -215,6 +263,9 @@ pub fn run(opts: &ReplayOptions) -> anyhow::Result<ReplaySummary> {
         .join()
         .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
     decisions.finish()?;
+    if let Some((w, _)) = snapshots {
+        w.finish()?;
+    }
     bar.finish_and_clear();
 
     let mut accounts = JsonlWriter::create(opts.out.join("accounts.jsonl"))?;

@@ -116,6 +116,7 @@ fn check(compressed: bool) {
         accounts,
         out: out.clone(),
         config: None,
+        snapshots: None,
     })
     .unwrap();
     let decisions = read_jsonl(&out.join("decisions.jsonl"));
@@ -193,6 +194,7 @@ fn replay_is_deterministic() {
             accounts: accounts.clone(),
             out: out.clone(),
             config: None,
+            snapshots: None,
         })
         .unwrap();
         outs.push((
@@ -220,6 +222,7 @@ fn config_detect_table_overrides_and_rejects_unknown_keys() {
         accounts: accounts.clone(),
         out,
         config: Some(cfg.clone()),
+        snapshots: None,
     })
     .unwrap();
     assert_eq!(s.actions["allow"], s.lines);
@@ -230,6 +233,7 @@ fn config_detect_table_overrides_and_rejects_unknown_keys() {
         accounts,
         out: dir.path().join("out2"),
         config: Some(cfg),
+        snapshots: None,
     })
     .unwrap_err();
     assert!(format!("{err:#}").contains("bogus"), "{err:#}");
@@ -249,6 +253,7 @@ fn live_engine_path_gives_the_same_decisions_as_replay() {
         accounts: accounts.clone(),
         out: out.clone(),
         config: None,
+        snapshots: None,
     })
     .unwrap();
     let replayed = read_jsonl(&out.join("decisions.jsonl"));

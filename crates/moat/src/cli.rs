@@ -249,6 +249,10 @@ pub struct ReplayArgs {
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// Research: write the feature values behind a sample of each account's decisions to
+    /// this JSON Lines file (what `research/fit` fits the detection weights on).
+    #[arg(long)]
+    pub snapshots: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

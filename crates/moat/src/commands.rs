@@ -147,6 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 accounts: a.accounts.clone(),
                 out: a.out.clone(),
                 config: cli.config.clone(),
+                snapshots: a.snapshots.clone(),
             };
             let summary = tokio::task::spawn_blocking(move || moat_replay::run(&opts)).await??;
             print_json(&summary);

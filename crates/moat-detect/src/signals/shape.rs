@@ -84,3 +84,16 @@ pub fn shape(req: &RequestView<'_>) -> Shape {
     }
     Shape(s)
 }
+
+/// The `logit_bias` token ids of a request folded into a 64-bit mask (one bit per hashed
+/// id; 0 without a bias). An account's union of these masks separates a fixed bias over a
+/// few label tokens (a classifier: a handful of bits) from a bias that walks across the
+/// vocabulary to read the model's distribution token by token (most bits).
+pub fn logit_bias_mask(req: &RequestView<'_>) -> u64 {
+    match &req.logit_bias {
+        Some(Value::Object(m)) => m
+            .keys()
+            .fold(0u64, |acc, k| acc | 1u64 << (crate::text::hash_str(k) % 64)),
+        _ => 0,
+    }
+}

@@ -64,7 +64,12 @@ fn make(pool: &[String], size: usize, count: usize) -> Vec<String> {
 
 fn median_ns(m: &IntentModel, system: &str, prompts: &[String]) -> f64 {
     let rounds = 31;
-    let reps = (200_000 / prompts.iter().map(|p| p.len().min(2048) + 64).sum::<usize>()).max(1);
+    let reps = (200_000
+        / prompts
+            .iter()
+            .map(|p| p.len().min(2048) + 64)
+            .sum::<usize>())
+    .max(1);
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let t = Instant::now();
@@ -87,9 +92,21 @@ fn main() {
     for p in &pool {
         black_box(m.score("", p));
     }
-    println!("moat-intent score(): median ns per request ({} buckets, model {} B)", m.buckets(), moat_intent::EMBEDDED_MODEL.len());
-    println!("{:>8} {:>12} {:>22}", "size", "no system", "with 300 B system");
-    for (label, size) in [("150 B", 150), ("1 KB", 1024), ("8 KB", 8192), ("32 KB", 32768)] {
+    println!(
+        "moat-intent score(): median ns per request ({} buckets, model {} B)",
+        m.buckets(),
+        moat_intent::EMBEDDED_MODEL.len()
+    );
+    println!(
+        "{:>8} {:>12} {:>22}",
+        "size", "no system", "with 300 B system"
+    );
+    for (label, size) in [
+        ("150 B", 150),
+        ("1 KB", 1024),
+        ("8 KB", 8192),
+        ("32 KB", 32768),
+    ] {
         let ps = make(&pool, size, 16);
         let a = median_ns(m, "", &ps);
         let b = median_ns(m, sys, &ps);

@@ -34,7 +34,9 @@ fn main() {
         let s = v.get("s").and_then(|x| x.as_str()).unwrap_or("");
         let u = v.get("u").and_then(|x| x.as_str()).unwrap_or("");
         buf.clear();
-        for_each_feature(&cfg, s, u, |k, h| buf.push((u32::from(k) << 24) | (h >> 40) as u32));
+        for_each_feature(&cfg, s, u, |k, h| {
+            buf.push((u32::from(k) << 24) | (h >> 40) as u32)
+        });
         out.write_all(&(buf.len() as u32).to_le_bytes()).unwrap();
         for f in &buf {
             out.write_all(&f.to_le_bytes()).unwrap();

@@ -196,7 +196,11 @@ fn segment(s: &str, kinds: u8, emit: &mut impl FnMut(u8, u64)) {
                 if want_pairs {
                     emit(
                         KIND_BIGRAM,
-                        fmix(p.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ wh ^ SEEDS[KIND_BIGRAM as usize]),
+                        fmix(
+                            p.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                                ^ wh
+                                ^ SEEDS[KIND_BIGRAM as usize],
+                        ),
                     );
                 }
             }
@@ -248,7 +252,10 @@ mod tests {
 
     #[test]
     fn normalisation_folds_case_digits_accents_and_width() {
-        assert_eq!(feats("Razonamiento 42", 0xfe), feats("razonamiento 17", 0xfe));
+        assert_eq!(
+            feats("Razonamiento 42", 0xfe),
+            feats("razonamiento 17", 0xfe)
+        );
         assert_eq!(feats("PENSÉE", 0xfe), feats("pensee", 0xfe));
         assert_eq!(feats("ＡＢＣ", 0xfe), feats("abc", 0xfe));
         assert_eq!(feats("a  \n\t b", 0xfe), feats("a b", 0xfe));
@@ -273,7 +280,12 @@ mod tests {
     #[test]
     fn long_turns_read_head_and_tail_only() {
         let cfg = FeatureConfig::default();
-        let long = format!("{}{}{}", "x".repeat(1000), "y".repeat(5000), "z".repeat(1000));
+        let long = format!(
+            "{}{}{}",
+            "x".repeat(1000),
+            "y".repeat(5000),
+            "z".repeat(1000)
+        );
         let mut n = 0;
         for_each_feature(&cfg, "", &long, |_, _| n += 1);
         let mut m = 0;

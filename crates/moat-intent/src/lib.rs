@@ -93,7 +93,9 @@ impl Intent {
     pub fn describe(self) -> &'static str {
         match self {
             Intent::Reasoning => "asks for the model's reasoning trace",
-            Intent::Grader => "asks the model to grade or compare responses (judge / reward-model data)",
+            Intent::Grader => {
+                "asks the model to grade or compare responses (judge / reward-model data)"
+            }
             Intent::Synth => "asks for synthetic training data",
         }
     }
@@ -174,7 +176,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], ModelError> {
-        let s = self.b.get(self.at..self.at + n).ok_or(ModelError::Truncated)?;
+        let s = self
+            .b
+            .get(self.at..self.at + n)
+            .ok_or(ModelError::Truncated)?;
         self.at += n;
         Ok(s)
     }
@@ -182,10 +187,14 @@ impl Reader<'_> {
         Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> Result<u32, ModelError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn f32(&mut self) -> Result<f32, ModelError> {
-        Ok(f32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(f32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 }
 
@@ -198,7 +207,9 @@ impl IntentModel {
     /// The model embedded in this binary, parsed once.
     pub fn embedded() -> &'static IntentModel {
         static M: OnceLock<IntentModel> = OnceLock::new();
-        M.get_or_init(|| IntentModel::from_bytes(EMBEDDED_MODEL).expect("embedded intent model is valid"))
+        M.get_or_init(|| {
+            IntentModel::from_bytes(EMBEDDED_MODEL).expect("embedded intent model is valid")
+        })
     }
 
     /// Parses a model file.

@@ -196,12 +196,12 @@ impl RequestFeatures {
             || self.intent_flag.is_some()
     }
 
-    /// Whether the request probes the next-token distribution: log-probabilities or a
-    /// `logit_bias` with an answer of at most two tokens (`max_tokens` absent counts as
-    /// unbounded).
+    /// Whether the request reads the next-token distribution: log-probabilities with an
+    /// answer of at most two tokens (`max_tokens` absent counts as unbounded). A fixed
+    /// `logit_bias` with a one-token answer is a classifier, not a probe; a bias that walks the
+    /// vocabulary is caught across requests (`Evidence::bias_mask`).
     pub fn probe(&self) -> bool {
-        use shape::Shape;
-        self.shape.has(Shape::LOGPROBS | Shape::LOGIT_BIAS) && (1..=2).contains(&self.max_tokens)
+        self.shape.has(shape::Shape::LOGPROBS) && (1..=2).contains(&self.max_tokens)
     }
 
     /// Whether the request is a single-turn prompt (no earlier answers, no tool results).

@@ -78,6 +78,8 @@ pub enum Reason {
         flagged: [f64; 3],
         n: u32,
     },
+    /// Several independent kinds of evidence agree.
+    Concordance { axes: Vec<&'static str> },
     /// A request-level feature (never listed among an account's reasons).
     Request { feature: Feature },
 }
@@ -166,7 +168,7 @@ impl std::fmt::Display for Reason {
             ),
             Reason::Probe { frac, n } => write!(
                 f,
-                "{} of {n} requests probe the next-token distribution (logprobs or logit_bias with a 1-2 token answer)",
+                "{} of {n} requests read the next-token distribution (logprobs with a 1-2 token answer)",
                 pct(*frac)
             ),
             Reason::Intent { mean, flagged, n } => {
@@ -190,6 +192,9 @@ impl std::fmt::Display for Reason {
                         parts.join(", ")
                     )
                 }
+            }
+            Reason::Concordance { axes } => {
+                write!(f, "independent kinds of evidence agree: {}", axes.join(", "))
             }
             Reason::Request { feature } => write!(f, "request feature {}", feature.name()),
         }
@@ -309,6 +314,7 @@ pub struct Phi {
     bias_ids: u32,
     intent_mean: f64,
     intent_flagged: [f64; 3],
+    axes: Vec<&'static str>,
     cluster: Option<(String, u32, String)>,
 }
 
@@ -393,6 +399,9 @@ impl Phi {
                 mean: self.intent_mean,
                 flagged: self.intent_flagged,
                 n,
+            },
+            Feature::Concordance => Reason::Concordance {
+                axes: self.axes.clone(),
             },
             Feature::Cluster => {
                 let (label, size, links) = self.cluster.clone().unwrap_or_default();
@@ -520,6 +529,34 @@ pub fn features_of(e: &Evidence, now_ms: i64, cfg: &DetectConfig) -> Phi {
     let fi = f64::from(e.intent_sum) / n;
     set(Feature::Intent, fi * conf(3.0));
 
+    // concordance: a soft count of the independent kinds of evidence present
+    let v = |f: Feature| p.v[f as usize];
+    let axes = [
+        fx.max(fr).max(fi),
+        v(Feature::Probe).max(v(Feature::ProbeWalk)).max(shape_w),
+        (v(Feature::Harvest) / 1.25).max(v(Feature::TemplatedHarvest) / 1.25),
+        v(Feature::FlatCadence).max(v(Feature::Clockwork)),
+        fy.max(frac(e.unverified)),
+        v(Feature::IpChurn),
+        v(Feature::LongAnswers),
+    ];
+    let count: f64 = axes.iter().map(|x| x.clamp(0.0, 1.0)).sum();
+    p.v[Feature::Concordance as usize] = ((count - 1.0) / 3.0).clamp(0.0, 1.0) * conf(12.0);
+    const AXES: [&str; 7] = [
+        "extraction-style prompts",
+        "probing parameters",
+        "harvested volume",
+        "machine rhythm",
+        "new unverified account",
+        "rotating addresses",
+        "long answers",
+    ];
+    p.axes = AXES
+        .iter()
+        .zip(axes)
+        .filter(|(_, x)| *x >= 0.5)
+        .map(|(n, _)| *n)
+        .collect();
     p.strong_frac = frac(e.reasoning_strong);
     p.mean_reasoning = fr;
     p.thinking_frac = ft;

@@ -58,6 +58,10 @@ pub enum Feature {
     Probe,
     /// Mean extraction-intent score of the prompts (intent model).
     Intent,
+    /// How many independent kinds of evidence agree (content, probing parameters, volume,
+    /// machine rhythm, a new unverified account, rotating addresses, long answers): a benign
+    /// product that looks like extraction on one axis stays low, a campaign rarely does.
+    Concordance,
     /// Size of a cross-account cluster that shares infrastructure or a creation burst.
     Cluster,
     /// This request asks for a full reasoning trace or native thinking.
@@ -101,6 +105,7 @@ impl Feature {
         Feature::ProbeWalk,
         Feature::Probe,
         Feature::Intent,
+        Feature::Concordance,
         Feature::Cluster,
         Feature::RequestTrace,
         Feature::RequestStep,
@@ -132,6 +137,7 @@ impl Feature {
             Feature::ProbeWalk => "probe_walk",
             Feature::Probe => "probe",
             Feature::Intent => "intent",
+            Feature::Concordance => "concordance",
             Feature::Cluster => "cluster",
             Feature::RequestTrace => "request_trace",
             Feature::RequestStep => "request_step",

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 INTENTS = ["reasoning", "grader", "synth"]
-DEFAULTS = dict(log2=17, kinds=0b1111_1110, sys_bytes=512, head_bytes=1024, tail_bytes=512, norm_pow=0.5,
+DEFAULTS = dict(log2=16, kinds=0b1010_1000, sys_bytes=256, head_bytes=768, tail_bytes=256, norm_pow=0.5,
                 C=4.0, max_fpr=0.01, min_thr=0.5)
 
 
@@ -24,6 +24,8 @@ def load_rows(path):
 def featurize(rows, cfg=DEFAULTS, cache=None):
     """Runs `cargo run --release -p moat-intent --example featurize`; returns a list of
     uint32 arrays ((kind << 24) | 24-bit hash) per row."""
+    if cache:  # one cache per dataset size and window (a regenerated dataset never reads a stale file)
+        cache = Path(str(cache).replace(".bin", f"_{len(rows)}_{cfg['sys_bytes']}_{cfg['head_bytes']}_{cfg['tail_bytes']}.bin"))
     if cache and Path(cache).exists():
         data = np.fromfile(cache, dtype="<u4")
     else:

@@ -198,8 +198,15 @@ def decorate(text, lang, rng):
 
 def compose(template, family, intent, kind, lang, c, rng):
     t = pick_task(c, lang, rng, family)
+    if rng.random() < 0.33 and family not in ("n_code_review", "n_unit_tests"):
+        # the same answer-like texts (code, tables, Q/A lists, markdown) that fill the judge
+        # templates also appear inside attacks' and hard negatives' tasks, so that no head can
+        # key on "this looks like an assistant answer"
+        t = pick_response(c, lang, rng)
     r1, r2 = pick_response(c, lang, rng), pick_response(c, lang, rng)
-    instr = template.replace("{N}", rng.choice(COUNTS)).replace("{R1}", r1).replace("{R2}", r2)
+    ans = str(rng.randint(2, 999)) if rng.random() < 0.6 else r1[:60]
+    instr = (template.replace("{N}", rng.choice(COUNTS)).replace("{R1}", r1).replace("{R2}", r2)
+             .replace("{ANS}", ans))
     system = rng.choice(GENERIC_SYSTEMS) if rng.random() < 0.3 else ""
     if family in SYSTEM_FAMILIES:
         system = decorate(instr.replace("{T}", ""), lang, rng)
@@ -250,6 +257,15 @@ def main():
         for q in qs:
             out.append({"s": rng.choice(GENERIC_SYSTEMS) if rng.random() < 0.3 else "", "u": q, "intent": "none",
                         "kind": "ordinary", "family": "o_sharegpt", "lang": lang, "cfold": cfold(q), "src": "sharegpt"})
+    pasted = ["", "", "Make this shorter:\n", "Fix the grammar:\n", "What do you think of this?\n", "Continue:\n",
+              "Explain this to me:\n", "Is this right?\n", "Format this as a table:\n", "Hazlo más corto:\n",
+              "请帮我润色：\n", "Mach das kürzer:\n", "Объясни это:\n", "これを要約して：\n"]
+    for lang in LANGS:
+        pool = c["share_a"][lang] if len(c["share_a"][lang]) > 20 else c["share_a"]["en"]
+        for a in rng.sample(pool, min(len(pool), 1200 if lang == "en" else 150)):
+            u = rng.choice(pasted) + a
+            out.append({"s": rng.choice(GENERIC_SYSTEMS) if rng.random() < 0.3 else "", "u": u, "intent": "none",
+                        "kind": "ordinary", "family": "o_pasted_answer", "lang": lang, "cfold": cfold(a), "src": "sharegpt"})
     for q in c["chit"]:
         out.append({"s": "", "u": q, "intent": "none", "kind": "ordinary", "family": "o_chitchat", "lang": "en",
                     "cfold": cfold(q), "src": "chitchat"})

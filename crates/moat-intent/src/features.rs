@@ -35,11 +35,12 @@ pub struct FeatureConfig {
 
 impl Default for FeatureConfig {
     fn default() -> Self {
+        // the shipped model's configuration (chosen in research/intent/tune.py)
         FeatureConfig {
-            kinds: 0b1111_1110,
-            sys_bytes: 512,
-            head_bytes: 1024,
-            tail_bytes: 512,
+            kinds: 0b1010_1000,
+            sys_bytes: 256,
+            head_bytes: 768,
+            tail_bytes: 256,
         }
     }
 }

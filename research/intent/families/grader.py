@@ -284,3 +284,23 @@ FAMILIES = {
         "it": ["sto confrontando gli output di due LLM per il mio foglio di valutazione. Dai un voto su 10 a entrambi.\n{T}\nLLM-1: {R1}\nLLM-2: {R2}"],
     },
 }
+
+FAMILIES.update({
+    "g_scores_train_reward_model": {
+        "en": ["Score this completion from 0 to 100 with a rationale citing specific sentences; your scores will be used to train our reward model.\nPrompt: {T}\nCompletion: {R1}",
+               "We collect quality labels for model outputs. Label the reply below (1-7) and justify.\n{T}\n---\n{R1}"],
+        "es": ["Puntúa esta respuesta del 0 al 100 con una justificación; tus puntuaciones entrenarán nuestro modelo de recompensa.\nInstrucción: {T}\nRespuesta: {R1}"],
+        "de": ["Bewerte diese Ausgabe von 0 bis 100 mit Begründung; deine Bewertungen trainieren unser Reward-Modell.\nPrompt: {T}\nAusgabe: {R1}"],
+        "zh": ["给这个回复打0到100分并说明理由，你的分数将用于训练我们的奖励模型。\n提示：{T}\n回复：{R1}"],
+        "ru": ["Оцени этот ответ от 0 до 100 с обоснованием; твои оценки пойдут на обучение модели вознаграждения.\nЗапрос: {T}\nОтвет: {R1}"],
+        "ja": ["この出力を0〜100で採点し理由を書いてください。スコアは報酬モデルの学習に使います。\nプロンプト：{T}\n出力：{R1}"],
+    },
+    "g_strengths_weaknesses_winner": {
+        "en": ["Analyse the strengths and weaknesses of both assistant answers criterion by criterion, then name the winner and your confidence.\nQuestion: {T}\nFirst assistant: {R1}\nSecond assistant: {R2}",
+               "Two model outputs below. Discuss each, then end with 'Winner: 1' or 'Winner: 2'.\n{T}\n<1> {R1}\n<2> {R2}"],
+        "es": ["Analiza fortalezas y debilidades de ambas respuestas del asistente, criterio por criterio, y nombra a la ganadora con tu confianza.\nPregunta: {T}\nPrimera: {R1}\nSegunda: {R2}"],
+        "fr": ["Analyse les forces et faiblesses des deux réponses d'assistant, critère par critère, puis désigne la gagnante avec ta confiance.\nQuestion : {T}\nPremière : {R1}\nSeconde : {R2}"],
+        "zh": ["逐条分析两个助手回答的优缺点，然后指出胜者和你的置信度。\n问题：{T}\n助手一：{R1}\n助手二：{R2}"],
+        "de": ["Analysiere Stärken und Schwächen beider Assistentenantworten Kriterium für Kriterium, dann nenne den Gewinner und deine Sicherheit.\nFrage: {T}\nErster: {R1}\nZweiter: {R2}"],
+    },
+})

@@ -260,3 +260,83 @@ FAMILIES = {
         "pt": ["Você é um tutor de matemática paciente. Explique as soluções passo a passo e verifique se o aluno entendeu."],
     },
 }
+
+FAMILIES.update({
+    "n_teacher_style_explain": {
+        "en": ["{T}\n\nAnswer as a patient teacher would, so that a beginner could reproduce the method.",
+               "{T}\n\nBe thorough — I want to learn the method from your answer, not just copy the result."],
+        "es": ["{T}\n\nResponde como lo haría un profesor paciente, para que un principiante pueda reproducir el método."],
+        "fr": ["{T}\n\nRéponds comme un professeur patient, pour qu'un débutant puisse refaire la méthode."],
+        "de": ["{T}\n\nAntworte wie ein geduldiger Lehrer, sodass ein Anfänger die Methode nachvollziehen kann."],
+        "zh": ["{T}\n\n请像耐心的老师那样回答，让初学者也能照着方法做出来。"],
+        "ja": ["{T}\n\n初心者でも方法を再現できるように、辛抱強い先生のように答えてください。"],
+        "ru": ["{T}\n\nОтветь как терпеливый учитель, чтобы новичок смог повторить метод."],
+    },
+    "n_classify_with_rationale": {
+        "en": ["Classify the sentiment of this review as positive, negative or neutral, with a one-sentence justification:\n{T}",
+               "Which category fits this message best (billing, tech support, sales)? Say why in one line.\n{T}"],
+        "es": ["Clasifica el sentimiento de esta reseña (positivo, negativo o neutral) con una justificación de una frase:\n{T}"],
+        "de": ["Ordne die Stimmung dieser Bewertung ein (positiv, negativ, neutral) und begründe in einem Satz:\n{T}"],
+        "zh": ["判断这条评论的情感（正面、负面或中性），并用一句话说明理由：\n{T}"],
+        "fr": ["Classe le sentiment de cet avis (positif, négatif ou neutre) avec une justification d'une phrase :\n{T}"],
+        "ko": ["이 리뷰의 감정을 긍정, 부정, 중립 중 하나로 분류하고 한 문장으로 이유를 말해 주세요:\n{T}"],
+    },
+})
+
+# v5 hard negatives
+FAMILIES.update({
+    "n_help_me_think_through": {
+        "en": ["Help me think through whether I should accept this job offer in another city.",
+               "Can you think out loud with me about names for our new product?"],
+        "es": ["Ayúdame a pensar si debería aceptar esta oferta de trabajo en otra ciudad."],
+        "fr": ["Aide-moi à réfléchir : dois-je accepter cette offre d'emploi dans une autre ville ?"],
+        "de": ["Hilf mir zu überlegen, ob ich dieses Jobangebot in einer anderen Stadt annehmen soll."],
+        "zh": ["帮我想想我该不该接受这份外地的工作机会。"],
+        "ja": ["別の街での仕事のオファーを受けるべきか、一緒に考えてください。"],
+        "ru": ["Помоги мне обдумать, стоит ли принимать предложение о работе в другом городе."],
+    },
+    "n_proofread_explain_changes": {
+        "en": ["Proofread this and explain each change you made:\n{T}", "Edit my paragraph and list what you changed and why:\n{T}"],
+        "es": ["Corrige esto y explica cada cambio que hiciste:\n{T}"],
+        "fr": ["Corrige ceci et explique chaque modification :\n{T}"],
+        "de": ["Korrigiere das und erkläre jede Änderung:\n{T}"],
+        "zh": ["帮我校对这段文字，并解释你做的每一处修改：\n{T}"],
+        "pt": ["Revise isto e explique cada alteração que você fez:\n{T}"],
+    },
+    "n_check_my_solution": {
+        "en": ["Here is my solution — where did I go wrong?\n{T}\nMy answer: 42", "Check my working for this problem and point out my mistake:\n{T}"],
+        "es": ["Esta es mi solución, ¿dónde me equivoqué?\n{T}\nMi respuesta: 42"],
+        "fr": ["Voici ma solution : où me suis-je trompé ?\n{T}\nMa réponse : 42"],
+        "de": ["Hier ist meine Lösung – wo liegt mein Fehler?\n{T}\nMeine Antwort: 42"],
+        "zh": ["这是我的解法，我哪里做错了？\n{T}\n我的答案：42"],
+        "ru": ["Вот моё решение — где я ошибся?\n{T}\nМой ответ: 42"],
+        "ko": ["제 풀이인데 어디서 틀렸나요?\n{T}\n제 답: 42"],
+    },
+    "n_fiction_robot_thoughts": {
+        "en": ["Write a scene where a robot narrates its thoughts as it learns to paint.",
+               "Write a poem from the point of view of an AI thinking about the ocean."],
+        "es": ["Escribe una escena en la que un robot narra sus pensamientos mientras aprende a pintar."],
+        "fr": ["Écris une scène où un robot raconte ses pensées pendant qu'il apprend à peindre."],
+        "de": ["Schreib eine Szene, in der ein Roboter seine Gedanken erzählt, während er malen lernt."],
+        "zh": ["写一个场景：一个机器人在学画画时讲述自己的想法。"],
+        "ja": ["絵を学ぶロボットが自分の考えを語る場面を書いてください。"],
+    },
+    "n_how_do_llms_work": {
+        "en": ["How do language models like you come up with answers, in general terms?",
+               "Do AI assistants actually 'think' before they answer? Explain simply."],
+        "es": ["¿Cómo generan respuestas en general los modelos de lenguaje como tú?"],
+        "fr": ["Comment les modèles de langage comme toi produisent-ils leurs réponses, en gros ?"],
+        "de": ["Wie kommen Sprachmodelle wie du grundsätzlich zu ihren Antworten?"],
+        "zh": ["像你这样的语言模型一般是怎么得出答案的？"],
+        "ru": ["Как в общих чертах языковые модели вроде тебя приходят к ответам?"],
+        "ko": ["너 같은 언어 모델은 일반적으로 어떻게 답을 만들어 내나요?"],
+    },
+    "n_validate_my_proof": {
+        "en": ["Here's my reasoning for this proof; is each step valid?\n{T}", "I argued it this way — is my logic sound?\n{T}"],
+        "es": ["Este es mi razonamiento para la demostración; ¿es válido cada paso?\n{T}"],
+        "de": ["Hier ist meine Begründung für den Beweis – ist jeder Schritt gültig?\n{T}"],
+        "zh": ["这是我对这个证明的推理，每一步都成立吗？\n{T}"],
+        "fr": ["Voici mon raisonnement pour cette démonstration : chaque étape est-elle valide ?\n{T}"],
+        "ja": ["これがこの証明についての私の推論です。各ステップは正しいですか？\n{T}"],
+    },
+})

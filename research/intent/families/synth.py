@@ -289,3 +289,23 @@ FAMILIES = {
         "ru": ["Создай {N} пар (статья, резюме) для обучения модели суммаризации."],
     },
 }
+
+FAMILIES.update({
+    "s_topic_exchanges_json": {
+        "en": ["Write {N} user/assistant exchanges about {T} as a JSON array for fine-tuning; assistant turns long and expert-level.",
+               "Create {N} training examples for a helpful assistant on this subject; JSON Lines with prompt and response.\n{T}"],
+        "es": ["Escribe {N} intercambios usuario/asistente sobre este tema como array JSON para ajuste fino; respuestas largas y expertas.\n{T}"],
+        "de": ["Schreib {N} Nutzer/Assistent-Dialoge zu diesem Thema als JSON-Array fürs Finetuning; Assistentenantworten lang und fachkundig.\n{T}"],
+        "zh": ["就这个主题写{N}组用户/助手对话，以JSON数组输出用于微调，助手回答要长且专业。\n{T}"],
+        "fr": ["Écris {N} échanges utilisateur/assistant sur ce sujet en tableau JSON pour un fine-tuning ; réponses longues et expertes.\n{T}"],
+        "ja": ["このテーマについてユーザーとアシスタントのやり取りを{N}件、ファインチューニング用のJSON配列で書いてください。\n{T}"],
+    },
+    "s_cover_passage_qa": {
+        "en": ["Write {N} question/answer pairs that together cover all of the passage below, answers in full sentences, as training data.\n{T}",
+               "Turn this passage into a reading-comprehension training set (questions + gold answers).\n{T}"],
+        "es": ["Escribe {N} pares pregunta/respuesta que cubran todo el pasaje, con respuestas completas, como datos de entrenamiento.\n{T}"],
+        "de": ["Schreib {N} Frage/Antwort-Paare, die den ganzen Text abdecken, Antworten in ganzen Sätzen, als Trainingsdaten.\n{T}"],
+        "zh": ["写{N}个覆盖下面整段内容的问答对，答案用完整句子，作为训练数据。\n{T}"],
+        "ru": ["Напиши {N} пар вопрос/ответ, покрывающих весь отрывок, ответы полными предложениями, как обучающие данные.\n{T}"],
+    },
+})

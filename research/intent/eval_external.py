@@ -154,6 +154,13 @@ def main():
         pos = intent == name
         lines.append(f"- {name}: AUC vs benign hard negatives + ordinary = {auc(p[:, k], pos, neg):.3f}; "
                      f"{fl[pos, k].mean():.1%} of {pos.sum()} attacks flagged as {name}, {fl[pos].any(axis=1).mean():.1%} get an intent reason")
+    lines.append("")
+    lines.append("Operating points (diagnostic only; the shipped thresholds are not tuned on this set):")
+    for k, name in enumerate(INTENTS):
+        pos = intent == name
+        t90 = float(np.quantile(p[pos, k], 0.10))
+        lines.append(f"- {name}: shipped threshold {thr[k]:.3f}; a threshold of {t90:.3f} would flag 90% of these attacks "
+                     f"and {(p[neg, k] >= t90).mean():.1%} of the benign hard negatives + ordinary prompts")
     text = "\n".join(lines)
     print(text)
     if args.out:

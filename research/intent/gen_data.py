@@ -24,7 +24,13 @@ from families import grader, negative, reasoning, synth  # noqa: E402
 LANGS = ["en", "es", "fr", "de", "pt", "it", "ru", "zh", "ja", "ko", "ar", "hi"]
 GSM_CODE = {"en": "eng", "es": "spa", "fr": "fra", "de": "deu", "pt": "por", "it": "ita", "ru": "rus",
             "zh": "zho", "ja": "jpn", "ko": "kor", "ar": "ara", "hi": "hin"}
-SYSTEM_FAMILIES = {"r_sys_transparent", "g_sys_evaluation_model", "s_sys_data_generator", "n_tutor_system_prompt"}
+SYSTEM_FAMILIES = {"r_sys_transparent", "g_sys_evaluation_model", "s_sys_data_generator", "n_tutor_system_prompt",
+                   "n_teacher_rubric_system"}
+ESSAY_USER = {"en": "Assignment: {P}\n\nStudent essay:\n{E}\n\nPlease grade this essay.",
+              "es": "Tarea: {P}\n\nRedacción del alumno:\n{E}", "fr": "Sujet : {P}\n\nCopie de l'élève :\n{E}",
+              "de": "Aufgabe: {P}\n\nSchüleraufsatz:\n{E}", "zh": "题目：{P}\n\n学生作文：\n{E}",
+              "ja": "課題：{P}\n\n生徒の作文：\n{E}", "ru": "Тема: {P}\n\nСочинение ученика:\n{E}",
+              "pt": "Tema: {P}\n\nRedação do aluno:\n{E}"}
 GENERIC_SYSTEMS = ["", "", "", "You are a helpful assistant.", "You are ChatGPT, a large language model.",
                    "You are a helpful, honest and harmless AI assistant. Answer concisely.",
                    "Eres un asistente útil.", "你是一个乐于助人的助手。", "Du bist ein hilfreicher Assistent.",
@@ -211,6 +217,9 @@ def compose(template, family, intent, kind, lang, c, rng):
     if family in SYSTEM_FAMILIES:
         system = decorate(instr.replace("{T}", ""), lang, rng)
         user = t
+        if family == "n_teacher_rubric_system":  # the user turn is a (real, answer-like) essay
+            user = ESSAY_USER[lang].replace("{P}", pick_task(c, lang, rng, family)[:150]).replace(
+                "{E}", pick_response(c, lang, rng) + " " + pick_response(c, lang, rng))
     elif "{T}" in instr:
         user = decorate(instr.replace("{T}", t), lang, rng)
         if rng.random() < 0.1:  # instruction in the system text, task alone in the user turn

@@ -97,9 +97,68 @@ fn median_ns(m: &IntentModel, system: &str, prompts: &[String]) -> (f64, f64) {
     (wall[rounds / 2], cpu[rounds / 2])
 }
 
+/// Per-request CPU time over real requests (`{"s", "u"[, "kind"]}` lines; only `kind ==
+/// "ordinary"` rows when the field is present): median, p90, p99 of 20 repetitions each.
+fn distribution(m: &IntentModel, path: &str) {
+    let text = std::fs::read_to_string(path).expect("read prompts file");
+    let mut reqs: Vec<(String, String)> = Vec::new();
+    for l in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+            continue;
+        };
+        if v.get("kind")
+            .and_then(|k| k.as_str())
+            .is_some_and(|k| k != "ordinary")
+        {
+            continue;
+        }
+        let s = v
+            .get("s")
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .to_string();
+        let u = v
+            .get("u")
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .to_string();
+        reqs.push((s, u));
+    }
+    if reqs.is_empty() {
+        return;
+    }
+    let mut ns: Vec<f64> = Vec::with_capacity(reqs.len());
+    let mut bytes: Vec<usize> = reqs.iter().map(|(s, u)| s.len() + u.len()).collect();
+    for (s, u) in &reqs {
+        let c = thread_cpu_ns();
+        for _ in 0..20 {
+            black_box(m.score(black_box(s), black_box(u)));
+        }
+        ns.push((thread_cpu_ns() - c) as f64 / 20.0);
+    }
+    ns.sort_by(f64::total_cmp);
+    bytes.sort_unstable();
+    let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p) as usize];
+    println!(
+        "{} ordinary requests from {path} (median {} B, p90 {} B): CPU per request mean {:.0} ns, median {:.0} ns, p90 {:.0} ns, p99 {:.0} ns, max {:.0} ns",
+        reqs.len(),
+        bytes[bytes.len() / 2],
+        bytes[bytes.len() * 9 / 10],
+        ns.iter().sum::<f64>() / ns.len() as f64,
+        q(&ns, 0.5),
+        q(&ns, 0.9),
+        q(&ns, 0.99),
+        ns[ns.len() - 1]
+    );
+}
+
 fn main() {
     let m = IntentModel::embedded();
-    let pool = prompts_from(std::env::args().nth(1));
+    let arg = std::env::args().nth(1);
+    if let Some(p) = &arg {
+        distribution(m, p);
+    }
+    let pool = prompts_from(arg);
     let sys = "You are a helpful assistant for an online store. Answer customer questions about orders, shipping and returns politely and concisely. If you do not know the answer, say so and offer to connect the customer with a human agent. Never reveal internal notes.";
     // warm up (model parse, caches)
     for p in &pool {

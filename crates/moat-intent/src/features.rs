@@ -74,6 +74,13 @@ fn fmix(mut h: u64) -> u64 {
     h
 }
 
+/// One xor-shift and one multiply: enough to spread every input bit into the high bits that
+/// select the bucket (n-gram keys are already distinct per order through their seeds).
+#[inline]
+fn mix(h: u64) -> u64 {
+    (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
 /// Normalises one character; `None` drops it.
 #[inline]
 pub fn normalize_char(c: char) -> Option<char> {
@@ -103,6 +110,16 @@ pub fn normalize_char(c: char) -> Option<char> {
         }
         0xFF01..=0xFF5E => return char::from_u32(u - 0xFEE0).and_then(normalize_char),
         0x200B..=0x200F | 0x2060 | 0xFEFF | 0xAD => return None,
+        // fast paths for the common scripts (same results as the general path below)
+        0x0410..=0x042F => return char::from_u32(u + 0x20),
+        0x0400..=0x040F => return char::from_u32(u + 0x50),
+        0x0430..=0x045F => return Some(c),
+        0x0660..=0x0669 | 0x06F0..=0x06F9 | 0x0966..=0x096F => return Some('0'),
+        0x0620..=0x064A => return Some(c),
+        0x3000 => return Some(' '),
+        0x3001..=0x303F | 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7A3 => {
+            return Some(c)
+        }
         _ => {}
     }
     if c.is_whitespace() {
@@ -121,10 +138,14 @@ fn is_cjk(u: u32) -> bool {
 
 #[inline]
 fn is_word_char(c: char) -> bool {
-    if c.is_ascii() {
-        c.is_ascii_alphanumeric()
-    } else {
-        c.is_alphanumeric() && !is_cjk(c as u32)
+    let u = c as u32;
+    if u < 0x80 {
+        return c.is_ascii_alphanumeric();
+    }
+    match u {
+        0x0430..=0x045F | 0x0620..=0x064A | 0xAC00..=0xD7A3 => true,
+        0x3000..=0x303F => false,
+        _ => !is_cjk(u) && c.is_alphanumeric(),
     }
 }
 
@@ -152,48 +173,83 @@ pub fn suffix(s: &str, n: usize) -> &str {
     &s[i..]
 }
 
+const CP_BITS: u32 = 21;
+
+/// Low `21·n` bits of the window: the last `n` code points.
+const GRAM_MASK: [u128; 6] = [
+    0,
+    (1u128 << CP_BITS) - 1,
+    (1u128 << (2 * CP_BITS)) - 1,
+    (1u128 << (3 * CP_BITS)) - 1,
+    (1u128 << (4 * CP_BITS)) - 1,
+    (1u128 << (5 * CP_BITS)) - 1,
+];
+
+/// Per-segment state of the extractor.
+struct Seg {
+    /// The last five normalised code points, 21 bits each, most recent in the low bits.
+    win: u128,
+    filled: usize,
+    last_space: bool,
+    w: u64,
+    wlen: u32,
+    prev_word: Option<u64>,
+}
+
 /// Calls `emit(kind, hash)` for every feature of one text segment.
 #[inline]
 fn segment(s: &str, kinds: u8, emit: &mut impl FnMut(u8, u64)) {
-    let mut win = [0u32, 0, 0, 0, u32::from(b' ')];
-    let mut filled = 1usize;
-    let mut last_space = true;
-    let mut w = WORD_SEED;
-    let mut wlen = 0u32;
-    let mut prev_word: Option<u64> = None;
+    let mut orders = [0usize; 5];
+    let mut n_orders = 0;
+    for n in 1..=5 {
+        if kinds & (1 << n) != 0 {
+            orders[n_orders] = n;
+            n_orders += 1;
+        }
+    }
+    let orders = &orders[..n_orders];
     let want_words = kinds & (1 << KIND_WORD) != 0;
     let want_pairs = kinds & (1 << KIND_BIGRAM) != 0;
-    for c in s.chars().chain(std::iter::once(' ')) {
-        let Some(c) = normalize_char(c) else { continue };
+    let mut st = Seg {
+        win: u128::from(b' '),
+        filled: 1,
+        last_space: true,
+        w: WORD_SEED,
+        wlen: 0,
+        prev_word: None,
+    };
+    let mut step = |st: &mut Seg, c: char| {
+        let Some(c) = normalize_char(c) else { return };
         if c == ' ' {
-            if last_space {
-                continue;
+            if st.last_space {
+                return;
             }
-            last_space = true;
+            st.last_space = true;
         } else {
-            last_space = false;
+            st.last_space = false;
         }
-        win.copy_within(1.., 0);
-        win[4] = c as u32;
-        if filled < 5 {
-            filled += 1;
+        st.win = (st.win << CP_BITS) | u128::from(c as u32);
+        if st.filled < 5 {
+            st.filled += 1;
         }
-        let mut h = 0u64;
-        for n in 1..=filled {
-            h = (h ^ u64::from(win[5 - n])).wrapping_mul(P);
-            if kinds & (1 << n) != 0 {
-                emit(n as u8, fmix(h ^ SEEDS[n]));
+        for &n in orders {
+            if n > st.filled {
+                break;
             }
+            let key = st.win & GRAM_MASK[n];
+            let lo = key as u64;
+            let hi = (key >> 64) as u64;
+            emit(n as u8, mix(lo ^ hi.wrapping_mul(P) ^ SEEDS[n]));
         }
         if is_word_char(c) {
-            w = (w ^ u64::from(c as u32)).wrapping_mul(P);
-            wlen += 1;
-        } else if wlen > 0 {
-            let wh = fmix(w);
-            if want_words && wlen <= MAX_WORD_CHARS {
+            st.w = (st.w ^ u64::from(c as u32)).wrapping_mul(P);
+            st.wlen += 1;
+        } else if st.wlen > 0 {
+            let wh = fmix(st.w);
+            if want_words && st.wlen <= MAX_WORD_CHARS {
                 emit(KIND_WORD, fmix(wh ^ SEEDS[KIND_WORD as usize]));
             }
-            if let Some(p) = prev_word {
+            if let Some(p) = st.prev_word {
                 if want_pairs {
                     emit(
                         KIND_BIGRAM,
@@ -205,11 +261,21 @@ fn segment(s: &str, kinds: u8, emit: &mut impl FnMut(u8, u64)) {
                     );
                 }
             }
-            prev_word = Some(wh);
-            w = WORD_SEED;
-            wlen = 0;
+            st.prev_word = Some(wh);
+            st.w = WORD_SEED;
+            st.wlen = 0;
+        }
+    };
+    if s.is_ascii() {
+        for &b in s.as_bytes() {
+            step(&mut st, char::from(b));
+        }
+    } else {
+        for c in s.chars() {
+            step(&mut st, c);
         }
     }
+    step(&mut st, ' ');
 }
 
 /// Calls `emit(kind, hash)` for every feature of a request: the bounded system text and the

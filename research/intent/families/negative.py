@@ -340,3 +340,20 @@ FAMILIES.update({
         "ja": ["これがこの証明についての私の推論です。各ステップは正しいですか？\n{T}"],
     },
 })
+
+# v7: the teacher essay-grading product with a rubric SYSTEM prompt and a real essay as the
+# text (my first essay family had neither). Added after the external check showed rubric
+# grading of student essays scored as grader; own wording.
+FAMILIES.update({
+    "n_teacher_rubric_system": {
+        "en": ["You help teachers mark student work. Score each essay on the rubric: argument (1-4), use of sources (1-4), structure (1-4), spelling and grammar (1-4), give one sentence of feedback per criterion to the student and a total.",
+               "Role: grading assistant for a high-school English department. For every student essay, give rubric scores (ideas, organisation, voice, conventions; 1-5 each) and two tips for the student."],
+        "es": ["Ayudas a profesores a corregir trabajos de alumnos. Puntúa cada redacción según la rúbrica: argumento (1-4), fuentes (1-4), estructura (1-4), ortografía (1-4), con un comentario por criterio para el alumno."],
+        "fr": ["Tu aides des enseignants à corriger des copies. Note chaque rédaction selon la grille : argumentation (1-4), sources (1-4), structure (1-4), orthographe (1-4), avec un commentaire par critère pour l'élève."],
+        "de": ["Du hilfst Lehrkräften beim Korrigieren. Bewerte jeden Schüleraufsatz nach dem Raster: Argumentation (1-4), Quellen (1-4), Aufbau (1-4), Rechtschreibung (1-4), je ein Satz Feedback an den Schüler."],
+        "zh": ["你协助老师批改学生作文。按评分标准给每篇作文打分：论点（1-4）、论据（1-4）、结构（1-4）、语言规范（1-4），并为每项给学生写一句评语。"],
+        "ja": ["あなたは教師の採点を手伝います。各生徒の作文をルーブリック（主張1-4、根拠1-4、構成1-4、表記1-4）で採点し、項目ごとに生徒への一言コメントを書いてください。"],
+        "ru": ["Ты помогаешь учителям проверять работы. Оцени каждое сочинение по критериям: аргументация (1-4), источники (1-4), структура (1-4), грамотность (1-4), с комментарием ученику по каждому."],
+        "pt": ["Você ajuda professores a corrigir trabalhos. Avalie cada redação pela rubrica: argumento (1-4), fontes (1-4), estrutura (1-4), ortografia (1-4), com um comentário por critério para o aluno."],
+    },
+})

@@ -12,12 +12,13 @@
 //! * **synth**: the request asks for synthetic training data (instruction–response pairs,
 //!   question–answer datasets, paraphrase augmentation, prompts for fine-tuning).
 //!
-//! The model is a linear head per intent over hashed character 1–5-grams and word
-//! uni/bigrams of a normalised, bounded view of the text (see [`features`]), with int8
-//! weights embedded in the binary. It is multilingual by construction of its training data
-//! (see `research/intent/README.md`), deterministic, allocation-free at scoring time, and
-//! reads at most `sys_bytes + head_bytes + tail_bytes` bytes per request, so its cost is
-//! bounded (a few microseconds for typical prompts).
+//! The model is a logistic head per intent over hashed features of a normalised, bounded view
+//! of the text (see [`features`]): the shipped model uses character 3- and 5-grams and pairs of
+//! consecutive words (the kinds and the text bounds are stored in the model file), 2^16 hash
+//! buckets, int8 weights embedded in the binary (256 KB). It is multilingual by construction of
+//! its training data (12 languages; see `research/intent/README.md`), deterministic,
+//! allocation-free when scoring, and reads at most 256 bytes of the system text and 768 + 256
+//! bytes of the last user turn, so its cost is bounded (median ≈ 2.5 µs of CPU on real prompts).
 //!
 //! ```
 //! let m = moat_intent::IntentModel::embedded();

@@ -27,6 +27,35 @@ from common import HERE, INTENTS, ROOT, auc, load_rows
 from eval import score_with_rust
 
 
+def lexicon():
+    """The engine's phrase tables (crates/moat-detect/src/signals/{reasoning,grader}.rs, read
+    only): reasoning phrases with their weights, grader phrases."""
+    src = (ROOT / "crates/moat-detect/src/signals/reasoning.rs").read_text(encoding="utf-8")
+    consts = dict(re.findall(r"pub const (STRONG|MEDIUM|WEAK): f32 = ([0-9.]+);", src))
+    block = re.search(r"PHRASES: &\[\(&str, f32\)\] = &\[(.*?)\n\];", src, re.S).group(1)
+    rphr = [(p.lower(), float(consts[w])) for p, w in re.findall(r'\("((?:[^"\\]|\\.)*)",\s*(STRONG|MEDIUM|WEAK)\)', block)]
+    gsrc = (ROOT / "crates/moat-detect/src/signals/grader.rs").read_text(encoding="utf-8")
+    gblock = re.search(r"PHRASES: &\[&str\] = &\[(.*?)\n\];", gsrc, re.S).group(1)
+    gphr = [p.lower() for p in re.findall(r'"((?:[^"\\]|\\.)*)"', gblock)]
+    return rphr, gphr
+
+
+def lexicon_scores(items):
+    """Per item: (max reasoning phrase weight, number of distinct grader phrases), as the engine's
+    lexicon scan computes them over system text and last user turn."""
+    rphr, gphr = lexicon()
+    out = []
+    for _, _, s, u in items:
+        best, g = 0.0, 0
+        for t in (s.lower(), u.lower()):
+            for p, w in rphr:
+                if p in t:
+                    best = max(best, w)
+        g = max(sum(p in t for p in gphr) for t in (s.lower(), u.lower()))
+        out.append((best, g))
+    return np.array(out, dtype=float)
+
+
 def load_module(path, name):
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
@@ -154,6 +183,15 @@ def main():
         pos = intent == name
         lines.append(f"- {name}: AUC vs benign hard negatives + ordinary = {auc(p[:, k], pos, neg):.3f}; "
                      f"{fl[pos, k].mean():.1%} of {pos.sum()} attacks flagged as {name}, {fl[pos].any(axis=1).mean():.1%} get an intent reason")
+    lex = lexicon_scores(items)
+    lines.append("")
+    lines.append("The engine's phrase lexicon on the same items (reasoning: strongest phrase weight as the score, "
+                 "a strong phrase (1.0) as the reason; grader: number of grader phrases, ≥ 2 as the reason):")
+    for k, name in [(0, "reasoning"), (1, "grader")]:
+        pos = intent == name
+        flag = lex[:, 0] >= 1.0 if k == 0 else lex[:, 1] >= 2
+        lines.append(f"- lexicon {name}: AUC {auc(lex[:, k], pos, neg):.3f}; {flag[pos].mean():.1%} of attacks get a reason, "
+                     f"{flag[neg].mean():.1%} of benign hard negatives + ordinary prompts")
     lines.append("")
     lines.append("Operating points (diagnostic only; the shipped thresholds are not tuned on this set):")
     for k, name in enumerate(INTENTS):

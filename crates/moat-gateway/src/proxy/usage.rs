@@ -358,7 +358,11 @@ pub fn read_stream_event(api: Api, data: &[u8], out: &mut Outcome, cap: usize) -
         match ev.kind.as_ref() {
             "message_start" => {
                 if let Some(m) = &ev.message {
+                    // Its output count is provisional (Anthropic sends 1): the real one comes in
+                    // `message_delta`; a stream that breaks off before is estimated instead.
+                    let output = out.output_tokens;
                     m.apply(out, cap);
+                    out.output_tokens = output;
                 }
             }
             "content_block_delta" => {
@@ -529,6 +533,16 @@ mod tests {
             EventKind::Error
         );
         assert_eq!((o.input_tokens, o.output_tokens), (Some(9), Some(5)));
+        // Cut off before `message_delta`: no output count (estimated from the text instead of
+        // message_start's provisional 1).
+        let mut cut = Outcome::default();
+        read_stream_event(
+            Api::AnthropicMessages,
+            br#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            &mut cut,
+            10,
+        );
+        assert_eq!((cut.input_tokens, cut.output_tokens), (Some(9), None));
         assert_eq!(
             (o.finish_reason.as_deref(), o.text.as_str(), o.text_events),
             (Some("max_tokens"), "yo", 1)

@@ -13,6 +13,7 @@
 //! | `slow-MS` | waits MS milliseconds before answering (timeouts) |
 //! | `long-N` | answers with N words, streamed one per chunk, 2 ms apart |
 //! | `abort-N` | streams N words then drops the connection without finishing |
+//! | `garbage` | answers HTTP 200 with a body that is not JSON (`application/json` claimed); streamed, the second event's data is not JSON |
 //! | `think…` | (`think-long-400`: reasons, then behaves as `long-400`) also "reasons", as open reasoning servers do: OpenAI `reasoning_content` (chat), a `<think>…</think>` span before the answer in the text (streamed in 5-character pieces, so tags are split across chunks), and Anthropic `thinking` + `redacted_thinking` blocks when the request enables `thinking` |
 //! | anything else | echoes the last user message |
 //!
@@ -109,6 +110,7 @@ enum Behaviour {
     Slow(u64),
     Long(usize),
     Abort(usize),
+    Garbage,
 }
 
 fn behaviour(model: &str) -> Behaviour {
@@ -123,6 +125,8 @@ fn behaviour(model: &str) -> Behaviour {
         Behaviour::Long(n.min(100_000) as usize)
     } else if let Some(n) = num("abort-") {
         Behaviour::Abort(n.min(100_000) as usize)
+    } else if model == "garbage" {
+        Behaviour::Garbage
     } else {
         Behaviour::Echo
     }
@@ -276,7 +280,16 @@ async fn handle(
             echo_words(&prompt)
         }
         Behaviour::Long(n) | Behaviour::Abort(n) => (0..n).map(|i| format!("w{i}")).collect(),
-        Behaviour::Echo => echo_words(&prompt),
+        Behaviour::Garbage if !stream => {
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    "<html><body>502 Bad Gateway (demo garbage)</body></html>",
+                ))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        Behaviour::Echo | Behaviour::Garbage => echo_words(&prompt),
     };
     let mut finish = "stop";
     if let Some(max) = max_tokens {
@@ -294,6 +307,7 @@ async fn handle(
     let thinking_blocks = api == Api::Messages
         && req.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled");
     let abort = matches!(behaviour(&model), Behaviour::Abort(_));
+    let garbage = matches!(behaviour(&model), Behaviour::Garbage);
     let long = matches!(behaviour(&model), Behaviour::Long(_) | Behaviour::Abort(_));
     let answer = Answer {
         api,
@@ -305,7 +319,7 @@ async fn handle(
         thinking_blocks,
     };
     if stream {
-        stream_response(answer, include_usage, long, abort)
+        stream_response(answer, include_usage, long, abort, garbage)
     } else {
         Json(answer.full()).into_response()
     }
@@ -557,8 +571,18 @@ impl Answer {
     }
 }
 
-fn stream_response(answer: Answer, include_usage: bool, paced: bool, abort: bool) -> Response {
+fn stream_response(
+    answer: Answer,
+    include_usage: bool,
+    paced: bool,
+    abort: bool,
+    garbage: bool,
+) -> Response {
     let mut events = answer.events(include_usage);
+    if garbage {
+        let at = 1.min(events.len());
+        events.insert(at, (None, "<html>not an event</html>".to_string()));
+    }
     if abort {
         // Keep the first events (start + half of the words) then fail the body.
         let keep = (events.len() / 2).max(1);
@@ -604,6 +628,7 @@ mod tests {
         assert!(matches!(behaviour("error-99"), Behaviour::Echo));
         assert!(matches!(behaviour("slow-10"), Behaviour::Slow(10)));
         assert!(matches!(behaviour("long-5"), Behaviour::Long(5)));
+        assert!(matches!(behaviour("garbage"), Behaviour::Garbage));
         assert!(matches!(behaviour("demo-echo"), Behaviour::Echo));
     }
 

@@ -71,14 +71,22 @@ impl RequestInspector for DetectionInspector {
         let Some(api) = engine_api(req.api) else {
             return Inspection::default();
         };
-        // Parsed straight into the engine's borrowed view, as replay does (no intermediate
-        // `serde_json::Value`); a body that does not fit the view gives an empty one, exactly
-        // like `RequestView::from_value`. The features are a pure function of the request:
-        // computed before taking the lock, which is held only for the state update.
-        let view = serde_json::from_slice::<RequestView<'_>>(req.body).unwrap_or_default();
+        // The engine's borrowed view, as replay parses it (no intermediate `serde_json::Value`):
+        // the gateway's, which parsed it once and refused bodies that do not fit it; parsed
+        // here only for callers that give none (a body that does not fit gives an empty view,
+        // exactly like `RequestView::from_value`). The features are a pure function of the
+        // request: computed before taking the lock, which is held only for the state update.
+        let parsed;
+        let view = match req.view {
+            Some(v) => v,
+            None => {
+                parsed = serde_json::from_slice::<RequestView<'_>>(req.body).unwrap_or_default();
+                &parsed
+            }
+        };
         let ip = req.ip.map(|i| i.to_string()).unwrap_or_default();
         let features =
-            RequestFeatures::from_view(api, &view, &ip).with_client(&req.key.id, req.user_agent);
+            RequestFeatures::from_view(api, view, &ip).with_client(&req.key.id, req.user_agent);
         let ts_ms = req.ts.timestamp_millis();
         let decision = {
             let mut st = self.state.lock();

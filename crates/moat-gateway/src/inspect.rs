@@ -28,6 +28,9 @@ pub struct InspectRequest<'a> {
     pub model: &'a str,
     /// The request body exactly as sent.
     pub body: &'a [u8],
+    /// The body in the detection engine's view, parsed once by the gateway (which refused
+    /// bodies that do not fit it); `None` from callers that did not parse it.
+    pub view: Option<&'a moat_detect::RequestView<'a>>,
 }
 
 /// An inspector's verdict on one request.

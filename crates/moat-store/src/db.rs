@@ -229,7 +229,11 @@ fn session_setup(dialect: Dialect, memory: bool, opts: &StoreOptions) -> Vec<Str
             ];
             if !memory {
                 v.push("PRAGMA journal_mode = WAL".into());
-                v.push("PRAGMA synchronous = NORMAL".into());
+                // FULL, not NORMAL: a commit (an audit batch) is on disk when it returns, so a
+                // disk that fails (goes read-only, loses power) cannot take back records the
+                // writer already counted as written (NORMAL fsyncs only at checkpoints). One
+                // fsync per batch transaction, off the request path.
+                v.push("PRAGMA synchronous = FULL".into());
             }
             v
         }

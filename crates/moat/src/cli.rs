@@ -43,7 +43,9 @@ pub enum Command {
     Detect(DetectArgs),
     /// Build an evidence pack from the audit log, or verify one (`evidence verify DIR`).
     Evidence(crate::evidence::EvidenceArgs),
-    /// Quickstart: a gateway in front of the built-in DEMO upstream (not a model).
+    /// Quickstart: a gateway with every protection on in front of a local model (SmolLM2
+    /// through the embedded backend, after `scripts/fetch-model`), else the built-in demo
+    /// upstream (templated text, not a model).
     Demo(DemoArgs),
     /// Run only the demo upstream (templated text, NOT a model), e.g. for tests.
     DemoUpstream(DemoUpstreamArgs),

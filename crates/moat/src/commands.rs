@@ -23,9 +23,23 @@ pub(crate) fn config_path(cli: &Cli) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
 }
 
+/// The configuration for a command that only reads it (accounts, keys, audit, mark, verify…):
+/// what only a serving gateway needs, such as the admin token, is not required.
 pub(crate) fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    load(cli, Config::load_offline)
+}
+
+/// The configuration for `serve`, `check-config` and `detect`: every requirement checked.
+pub(crate) fn load_serving_config(cli: &Cli) -> anyhow::Result<Config> {
+    load(cli, Config::load)
+}
+
+fn load(
+    cli: &Cli,
+    how: fn(&std::path::Path) -> Result<Config, moat_gateway::config::ConfigError>,
+) -> anyhow::Result<Config> {
     let path = config_path(cli);
-    let mut cfg = Config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut cfg = how(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(db) = &cli.db {
         cfg.store.path = db.clone();
     }
@@ -96,15 +110,18 @@ pub(crate) fn print_json(v: &impl serde::Serialize) {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Serve => {
-            let cfg = load_config(&cli)?;
+            let cfg = load_serving_config(&cli)?;
             moat_gateway::logging::init(&cfg.log);
             moat_gateway::serve(cfg, ServeOptions::default()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => {
-            let cfg = load_config(&cli)?;
-            println!("{}: OK", config_path(&cli).display());
-            println!("{cfg:#?}");
+            let cfg = load_serving_config(&cli)?;
+            eprintln!("{}: OK", config_path(&cli).display());
+            print!(
+                "# resolved configuration (defaults filled in, environment applied)\n{}",
+                moat_gateway::config::describe::describe(&cfg)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Accounts(cmd) if crate::enforce::handles(cmd) => {
@@ -154,7 +171,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Detect(a) => {
-            let cfg = load_config(&cli)?;
+            let cfg = load_serving_config(&cli)?;
             moat_gateway::logging::init(&cfg.log);
             let Some(b) = cfg.bus.clone() else {
                 bail!(

@@ -1,6 +1,7 @@
 //! Configuration: [`raw`] mirrors the TOML file (unknown keys rejected with
 //! their line), [`validated`] holds the typed values the gateway uses.
 
+pub mod describe;
 pub mod raw;
 pub mod scale_out;
 pub mod validated;

@@ -433,12 +433,37 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Like [`Config::load`], for the commands that only read the configuration (accounts,
+    /// keys, audit, mark, verify, evidence): what only a serving gateway needs is not required
+    /// — no admin token for `server.admin_listen` (`admin_token` is `None` then).
+    pub fn load_offline(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            position: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let v = Validator {
+            src: &src,
+            file: &file,
+            base: &base,
+            serving: false,
+        };
+        let mut cfg = v.parse(&ProcessEnv)?;
+        cfg.source = Some(path.to_path_buf());
+        Ok(cfg)
+    }
+
     /// Parses and validates `src`; relative paths are resolved against `base`.
     pub fn parse(src: &str, file: &str, base: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
-        let v = Validator { src, file, base };
-        let raw: RawConfig =
-            toml::from_str(src).map_err(|e| v.error(e.span(), e.message().trim_end()))?;
-        v.validate(raw, env)
+        Validator {
+            src,
+            file,
+            base,
+            serving: true,
+        }
+        .parse(env)
     }
 }
 
@@ -446,6 +471,8 @@ pub(super) struct Validator<'a> {
     src: &'a str,
     file: &'a str,
     base: &'a Path,
+    /// For `moat serve` (every requirement), or for a command that only reads the file.
+    serving: bool,
 }
 
 fn line_col(src: &str, offset: usize) -> (usize, usize) {
@@ -464,6 +491,12 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Validator<'_> {
+    fn parse(&self, env: &dyn Env) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(self.src).map_err(|e| self.error(e.span(), e.message().trim_end()))?;
+        self.validate(raw, env)
+    }
+
     fn error(
         &self,
         span: Option<std::ops::Range<usize>>,
@@ -650,7 +683,7 @@ impl Validator<'_> {
                 });
             }
         }
-        if admin_listen.is_some() && admin_token.is_none() {
+        if admin_listen.is_some() && admin_token.is_none() && self.serving {
             return Err(self.whole(format!(
                 "server.admin_listen is set but no admin token: set server.admin_token or {ENV_ADMIN_TOKEN}"
             )));

@@ -24,13 +24,14 @@ use axum::{
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
 use futures::StreamExt;
-use http_body_util::{BodyDataStream, BodyExt, LengthLimitError, Limited};
+use http_body_util::{BodyDataStream, BodyExt};
 use moat_limits::Estimate;
 use moat_store::AuthedKey;
 use serde_json::Value;
 
 use crate::api::Api;
 use crate::client_addr::{api_key, client_ip};
+use crate::config::StoreOnError;
 use crate::enforce::{degrade, reasoning_strip};
 use crate::error::GatewayError;
 use crate::exchange::Exchange;
@@ -40,6 +41,7 @@ use crate::metrics;
 use crate::proxy::answer::Answer;
 use crate::proxy::models::models;
 use crate::proxy::stream::relay;
+use crate::proxy::strict;
 use crate::proxy::usage::RequestView;
 use crate::upstream::{UpstreamBody, UpstreamResponse};
 use crate::watermark_json;
@@ -66,7 +68,8 @@ pub async fn proxy(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let mut ex = Exchange::new(gw.clone(), api, Some(ip), ua);
-    match pipeline(&gw, api, ip, &parts, body, &mut ex).await {
+    let mut unread = None;
+    match pipeline(&gw, api, ip, &parts, body, &mut unread, &mut ex).await {
         Ok(Forward::Done(resp)) => resp,
         Ok(Forward::Stream {
             upstream,
@@ -108,9 +111,19 @@ pub async fn proxy(
             ex.settle().await;
             let mut resp = e.to_response(api.flavor());
             if matches!(e, GatewayError::BodyTooLarge { .. }) && parts.version < Version::HTTP_2 {
-                // The rest of the body was not read: this connection cannot be reused.
+                // The rest of the body was not read: this connection cannot be reused. It is
+                // read and discarded after the answer, so that a client still sending gets to
+                // read its 413 instead of a reset connection; not when the client waits for
+                // `100 Continue` (it sends nothing more, and reading would invite it to).
                 resp.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                let expects = parts
+                    .headers
+                    .get(header::EXPECT)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+                if let (Some(rest), false) = (unread.take(), expects) {
+                    drain(rest);
+                }
             }
             resp
         }
@@ -137,23 +150,80 @@ async fn authenticate(
     Ok(gw.auth.authenticate(token, Some(ip), Utc::now()).await?)
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
+/// Reads the request body, at most `limit` bytes. Over the limit (declared in
+/// `Content-Length`, or counted while reading a chunked body) it is `BodyTooLarge`, and the
+/// unread rest of the body is left in `unread` for [`drain`].
+async fn read_body(
+    mut body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    unread: &mut Option<Body>,
+) -> Result<Bytes, GatewayError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        *unread = Some(body);
         return Err(GatewayError::BodyTooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(GatewayError::BodyTooLarge { limit })
+    // One chunk (the usual case) is kept as it is; more are gathered into one buffer.
+    let mut first: Option<Bytes> = None;
+    let mut more = BytesMut::new();
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            GatewayError::InvalidRequest(format!("could not read request body: {e}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        len += data.len();
+        if len > limit {
+            *unread = Some(body);
+            return Err(GatewayError::BodyTooLarge { limit });
         }
-        Err(e) => Err(GatewayError::InvalidRequest(format!(
-            "could not read request body: {e}"
-        ))),
+        if first.is_none() && more.is_empty() {
+            first = Some(data);
+        } else {
+            if let Some(f) = first.take() {
+                more.reserve(declared.map_or(0, |n| n as usize).max(len));
+                more.extend_from_slice(&f);
+            }
+            more.extend_from_slice(&data);
+        }
     }
+    Ok(match first {
+        Some(f) => f,
+        None => more.freeze(),
+    })
+}
+
+/// Longest time the rest of a refused body is read (and discarded) after its 413.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest silence while draining.
+const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and discards the rest of a body refused with 413 (nginx's "lingering close"): an
+/// HTTP/1.1 client that is still sending would otherwise have its connection reset before it
+/// reads the answer. The response is sent at once; the connection is closed (the answer
+/// says `Connection: close`) when the client has sent everything, goes quiet for
+/// [`DRAIN_IDLE`], or after [`DRAIN_FOR`].
+fn drain(body: Body) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    rt.spawn(async move {
+        let until = tokio::time::Instant::now() + DRAIN_FOR;
+        let mut body = body;
+        loop {
+            let wait = (tokio::time::Instant::now() + DRAIN_IDLE).min(until);
+            match tokio::time::timeout_at(wait, body.frame()).await {
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+    });
 }
 
 async fn pipeline(
@@ -162,10 +232,19 @@ async fn pipeline(
     ip: IpAddr,
     parts: &Parts,
     body: Body,
+    unread: &mut Option<Body>,
     ex: &mut Exchange,
 ) -> Result<Forward, GatewayError> {
     let authed = authenticate(gw, &parts.headers, ip).await?;
     ex.set_key(&authed);
+    // `[store] on_error = "fail_closed"`: nothing is served while the audit log cannot be
+    // written (a full or read-only disk, a database that refuses writes). The refusal itself
+    // is recorded (spooled, or retried in memory), and serving resumes once a write succeeds.
+    if gw.config.store.on_error == StoreOnError::FailClosed && !gw.audit.health().store_ok {
+        return Err(GatewayError::Unavailable(
+            "the audit log cannot be written (store.on_error = fail_closed)".into(),
+        ));
+    }
     if api == Api::OpenAiModels {
         gw.enforcer.admit(gw, &authed, None).await?;
         return models(gw, &authed, ex, parts.uri.path())
@@ -173,15 +252,38 @@ async fn pipeline(
             .map(Forward::Done);
     }
 
-    let body = read_body(body, &parts.headers, gw.config.server.max_body_bytes).await?;
+    let body = read_body(
+        body,
+        &parts.headers,
+        gw.config.server.max_body_bytes,
+        unread,
+    )
+    .await?;
     ex.set_body(body.clone());
     let view = RequestView::parse(&body, api)?;
     let model = view.model.as_deref().unwrap_or_default();
     let stream = view.is_stream();
     ex.set_request(model, stream);
+    // The fields detection reads, parsed once (for the inspector) and type-checked: a body
+    // the engine could not read is refused, not scored as an empty request.
+    let detect_view = match gw.inspector {
+        Some(_) => Some(strict::detection_view(&body)?),
+        None => None,
+    };
     // Detection sees every authenticated, parseable request, scope refusals included
     // (a key probing for logprobs it may not have is itself a signal).
-    inspect(gw, &authed, api, ip, parts, model, &body, ex)?;
+    inspect(
+        gw,
+        &authed,
+        api,
+        ip,
+        parts,
+        model,
+        &body,
+        detect_view.as_ref(),
+        ex,
+    )?;
+    drop(detect_view);
     let plan = gw.enforcer.admit(gw, &authed, ex.decision_mut()).await?;
     check_scopes(&authed, &view, model)?;
     let mark = watermark_plan(gw, &authed, &view, ex);
@@ -275,6 +377,7 @@ fn inspect(
     parts: &Parts,
     model: &str,
     body: &[u8],
+    view: Option<&moat_detect::RequestView<'_>>,
     ex: &mut Exchange,
 ) -> Result<(), GatewayError> {
     let Some(inspector) = &gw.inspector else {
@@ -293,6 +396,7 @@ fn inspect(
         api,
         model,
         body,
+        view,
     });
     if let Some(d) = verdict.decision {
         ex.set_decision(d);
@@ -398,17 +502,25 @@ async fn answer_whole(
         .upstream
         .read_body(resp, deadline, MAX_RESPONSE_BODY, false)
         .await?;
-    // One parse serves the audit record and the watermark.
-    let answer = Answer::parse(ex.api(), &bytes);
-    if let Some(a) = &answer {
-        a.read_into(ex.outcome_mut(), gw.config.audit.response_prefix_bytes);
-    }
+    // One parse serves the validation, the audit record and the watermark. A success that is
+    // not an answer of the API's shape (not JSON, an HTML page, a truncated body) is the
+    // upstream's failure: 502, never relayed as if it were an answer.
+    // (`send_checked` turned every other status into an error already.)
+    let Some(answer) = Answer::parse(ex.api(), &bytes) else {
+        return Err(GatewayError::UpstreamBadResponse(format!(
+            "HTTP {} answer is not a {} JSON answer ({} bytes, content-type {:?})",
+            status.as_u16(),
+            ex.api().name(),
+            bytes.len(),
+            content_type.to_str().unwrap_or("?"),
+        )));
+    };
+    answer.read_into(ex.outcome_mut(), gw.config.audit.response_prefix_bytes);
     ex.completed(status.as_u16()).await;
     // Same order as the stream relay: mark, then strip (identical text either way).
-    let marked = match (&mark, &answer) {
-        (Some(m), Some(a)) => watermark_json::mark_answer(a, &bytes, m),
-        _ => None,
-    };
+    let marked = mark
+        .as_ref()
+        .and_then(|m| watermark_json::mark_answer(&answer, &bytes, m));
     drop(answer);
     let bytes = marked.unwrap_or(bytes);
     let bytes = if strip_reasoning {
@@ -524,24 +636,52 @@ mod tests {
     #[tokio::test]
     async fn body_limit_is_enforced() {
         let mut h = HeaderMap::new();
-        let ok = read_body(Body::from(vec![b'a'; 10]), &h, 10).await.unwrap();
+        let mut rest = None;
+        let ok = read_body(Body::from(vec![b'a'; 10]), &h, 10, &mut rest)
+            .await
+            .unwrap();
         assert_eq!(ok.len(), 10);
-        let e = read_body(Body::from(vec![b'a'; 11]), &h, 10)
+        let e = read_body(Body::from(vec![b'a'; 11]), &h, 10, &mut rest)
             .await
             .unwrap_err();
         assert!(matches!(e, GatewayError::BodyTooLarge { limit: 10 }));
-        // A declared Content-Length over the cap is refused before reading.
+        // A declared Content-Length over the cap is refused before reading; the body is left
+        // for draining.
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("1000000"));
-        let e = read_body(Body::empty(), &h, 10).await.unwrap_err();
-        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        // Streamed bodies without a length are cut at the cap.
-        let chunks = futures::stream::iter(
-            (0..3).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"123456"))),
-        );
-        let e = read_body(Body::from_stream(chunks), &HeaderMap::new(), 10)
+        let mut rest = None;
+        let e = read_body(Body::empty(), &h, 10, &mut rest)
             .await
             .unwrap_err();
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(rest.is_some());
+        // Streamed bodies without a length are cut at the cap; several chunks under it are
+        // joined.
+        let chunks = |n| {
+            futures::stream::iter(
+                (0..n).map(|_| Ok::<_, std::io::Error>(Bytes::from_static(b"123456"))),
+            )
+        };
+        let mut rest = None;
+        let e = read_body(
+            Body::from_stream(chunks(3)),
+            &HeaderMap::new(),
+            10,
+            &mut rest,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.code(), "body_too_large");
+        let rest = rest.unwrap().collect().await.unwrap().to_bytes();
+        assert_eq!(&rest[..], b"123456");
+        let ok = read_body(
+            Body::from_stream(chunks(3)),
+            &HeaderMap::new(),
+            18,
+            &mut None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(&ok[..], b"123456123456123456");
     }
 
     #[test]

@@ -4,4 +4,5 @@ pub mod answer;
 pub mod forward;
 pub mod models;
 pub mod stream;
+pub mod strict;
 pub mod usage;

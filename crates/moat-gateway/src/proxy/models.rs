@@ -75,6 +75,12 @@ pub(crate) async fn models(
             });
         }
         bytes = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+    } else if !bytes.trim_ascii_start().starts_with(b"{")
+        || serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err()
+    {
+        return Err(GatewayError::UpstreamBadResponse(
+            "models answer is not a JSON object".into(),
+        ));
     }
     ex.completed(status.as_u16()).await;
     let mut out = Response::new(Body::from(bytes));

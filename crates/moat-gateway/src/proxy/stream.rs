@@ -101,6 +101,8 @@ pub struct EventFilter {
     pub done: bool,
     /// Error event seen.
     pub error: bool,
+    /// An event whose `data` is not JSON seen (it is not forwarded; the stream is broken).
+    pub invalid: bool,
 }
 
 impl EventFilter {
@@ -112,6 +114,7 @@ impl EventFilter {
             cap,
             done: false,
             error: false,
+            invalid: false,
         }
     }
 
@@ -131,6 +134,10 @@ impl EventFilter {
                 self.error = true;
                 true
             }
+            EventKind::Invalid => {
+                self.invalid = true;
+                false
+            }
         }
     }
 }
@@ -145,25 +152,126 @@ pub fn error_event(flavor: Flavor, err: &GatewayError) -> Bytes {
     Bytes::from(frame)
 }
 
-struct RelayState {
-    upstream: BoxStream<'static, Result<Bytes, hyper::Error>>,
+/// The relay's work on the bytes, without the exchange or the clock: split the upstream's
+/// stream into events, read usage from them, drop what is not forwarded, watermark, strip
+/// reasoning. [`relay`] drives it; so does the `stream_relay` fuzz target.
+pub struct RelayCore {
     splitter: SseSplitter,
     filter: EventFilter,
     reasoning: Option<StreamStripper>,
     marking: Option<StreamMarking>,
+}
+
+/// How a relayed stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayEnd {
+    /// With its terminator (`[DONE]` / `message_stop`), or an error event of the upstream's own
+    /// (`upstream_error`).
+    Completed {
+        /// The upstream sent an error event.
+        upstream_error: bool,
+    },
+    /// Broken off: the reason (the upstream closed without its terminator, an event that is
+    /// not JSON, an incomplete event over [`MAX_EVENT_BYTES`]).
+    Broken(&'static str),
+}
+
+/// Largest incomplete event tolerated before the stream is declared broken.
+pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
+
+impl RelayCore {
+    /// The relay of one `api` stream. `strip_usage`: drop OpenAI's usage-only chunk;
+    /// `strip_reasoning`: events rewritten without reasoning ([`StreamStripper`]); `mark`:
+    /// events watermarked ([`StreamMarking`], before reasoning is stripped); `cap`: bytes of
+    /// response text kept in the outcome.
+    pub fn new(
+        api: Api,
+        strip_usage: bool,
+        strip_reasoning: bool,
+        mark: Option<std::sync::Arc<moat_mark::Marker>>,
+        cap: usize,
+    ) -> Self {
+        RelayCore {
+            splitter: SseSplitter::default(),
+            filter: EventFilter::new(api, strip_usage, cap),
+            reasoning: strip_reasoning.then(|| StreamStripper::new(api)),
+            marking: mark.map(|m| StreamMarking::new(api, m)),
+        }
+    }
+
+    /// One chunk from the upstream: the complete events it finishes are read into `outcome`
+    /// and what the client gets is appended to `out`. `Err(reason)`: the stream is broken
+    /// (then call [`RelayCore::release`] and end it with an error event).
+    pub fn chunk(
+        &mut self,
+        chunk: &[u8],
+        outcome: &mut Outcome,
+        out: &mut BytesMut,
+    ) -> Result<(), &'static str> {
+        self.splitter.push(chunk);
+        while let Some(ev) = self.splitter.next_event() {
+            if self.filter.keep(&ev, outcome) {
+                rewrite(&mut self.marking, &mut self.reasoning, &ev, out);
+            }
+            if self.filter.invalid {
+                return Err("stream event is not JSON");
+            }
+        }
+        if self.splitter.pending() > MAX_EVENT_BYTES {
+            return Err("stream event too large");
+        }
+        Ok(())
+    }
+
+    /// The upstream's stream ended: its last (unterminated) event, and how it ended. A broken
+    /// ending has had its held text released already.
+    pub fn end(&mut self, outcome: &mut Outcome, out: &mut BytesMut) -> RelayEnd {
+        let rest = self.splitter.take_rest();
+        if !rest.is_empty() && self.filter.keep(&rest, outcome) {
+            rewrite(&mut self.marking, &mut self.reasoning, &rest, out);
+        }
+        let end = if self.filter.invalid {
+            RelayEnd::Broken("stream event is not JSON")
+        } else if self.filter.done || self.filter.error {
+            RelayEnd::Completed {
+                upstream_error: self.filter.error,
+            }
+        } else {
+            RelayEnd::Broken("stream ended early")
+        };
+        if matches!(end, RelayEnd::Broken(_)) {
+            self.release(out);
+        }
+        end
+    }
+
+    /// Releases what the watermark still holds back (a stream that ends without its
+    /// terminator): the text generated so far, in events of the API's shape.
+    pub fn release(&mut self, out: &mut BytesMut) {
+        if let Some(m) = &mut self.marking {
+            let reasoning = &mut self.reasoning;
+            m.finish_all(&mut |e: &[u8]| match reasoning {
+                Some(r) => r.event(e, out),
+                None => out.extend_from_slice(e),
+            });
+        }
+    }
+}
+
+struct RelayState {
+    upstream: BoxStream<'static, Result<Bytes, hyper::Error>>,
+    core: RelayCore,
     exchange: Exchange,
     idle: Duration,
     flavor: Flavor,
     finished: bool,
 }
 
-/// Largest incomplete event tolerated before the stream is declared broken.
-const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
-
-/// The client-facing body stream of a streamed exchange. When it is dropped
-/// (end of stream or client disconnect), the exchange's audit record is written.
-/// `strip_reasoning`: events are rewritten without reasoning ([`StreamStripper`]).
-/// `mark`: events are watermarked ([`StreamMarking`]; before reasoning is stripped).
+/// The client-facing body stream of a streamed exchange ([`RelayCore`] over the upstream's
+/// body, with the idle timeout). When it is dropped (end of stream or client disconnect), the
+/// exchange's audit record is written. A stream that breaks off (the upstream fails, closes
+/// early, sends an event that is not JSON, or goes quiet for `idle`) ends with an error event
+/// in the API's format, after the text generated so far.
 #[allow(clippy::too_many_arguments)]
 pub fn relay(
     upstream: BoxStream<'static, Result<Bytes, hyper::Error>>,
@@ -177,10 +285,7 @@ pub fn relay(
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let state = RelayState {
         upstream,
-        splitter: SseSplitter::default(),
-        filter: EventFilter::new(api, strip_usage, cap),
-        reasoning: strip_reasoning.then(|| StreamStripper::new(api)),
-        marking: mark.map(|m| StreamMarking::new(api, m)),
+        core: RelayCore::new(api, strip_usage, strip_reasoning, mark, cap),
         exchange,
         idle,
         flavor: api.flavor(),
@@ -192,67 +297,44 @@ pub fn relay(
         }
         loop {
             let next = tokio::time::timeout(st.idle, st.upstream.next()).await;
-            match next {
+            let mut out = BytesMut::new();
+            let failed = match next {
                 Ok(Some(Ok(chunk))) => {
-                    st.splitter.push(&chunk);
-                    let mut out = BytesMut::new();
-                    while let Some(ev) = st.splitter.next_event() {
-                        if st.filter.keep(&ev, st.exchange.outcome_mut()) {
-                            rewrite(&mut st.marking, &mut st.reasoning, &ev, &mut out);
+                    match st.core.chunk(&chunk, st.exchange.outcome_mut(), &mut out) {
+                        Ok(()) if out.is_empty() => continue,
+                        Ok(()) => return Some((Ok(out.freeze()), st)),
+                        Err(why) => {
+                            st.core.release(&mut out);
+                            GatewayError::UpstreamBadResponse(why.into())
                         }
                     }
-                    if st.splitter.pending() > MAX_EVENT_BYTES {
-                        let err =
-                            GatewayError::UpstreamBadResponse("stream event too large".into());
-                        out.extend_from_slice(&error_event(st.flavor, &err));
-                        st.exchange.stream_failed(&err).await;
+                }
+                Ok(None) => match st.core.end(st.exchange.outcome_mut(), &mut out) {
+                    RelayEnd::Completed { upstream_error } => {
                         st.finished = true;
-                        return Some((Ok(out.freeze()), st));
+                        st.exchange.stream_completed(upstream_error).await;
+                        return (!out.is_empty()).then_some((Ok(out.freeze()), st));
                     }
-                    if !out.is_empty() {
-                        return Some((Ok(out.freeze()), st));
-                    }
-                }
-                Ok(None) => {
-                    st.finished = true;
-                    let rest = st.splitter.take_rest();
-                    let keep = !rest.is_empty() && st.filter.keep(&rest, st.exchange.outcome_mut());
-                    if st.filter.done || st.filter.error {
-                        st.exchange.stream_completed(st.filter.error).await;
-                    } else {
-                        // Upstream closed without its terminator.
-                        let err = GatewayError::UpstreamBadResponse("stream ended early".into());
-                        st.exchange.stream_failed(&err).await;
-                    }
-                    let mut out = BytesMut::new();
-                    if keep {
-                        rewrite(&mut st.marking, &mut st.reasoning, &rest, &mut out);
-                    }
-                    if !(st.filter.done || st.filter.error) {
-                        // No terminator: release what the watermark still holds.
-                        if let Some(m) = &mut st.marking {
-                            let reasoning = &mut st.reasoning;
-                            m.finish_all(&mut |e: &[u8]| match reasoning {
-                                Some(r) => r.event(e, &mut out),
-                                None => out.extend_from_slice(e),
-                            });
-                        }
-                    }
-                    return (!out.is_empty()).then_some((Ok(out.freeze()), st));
-                }
+                    // Upstream closed without its terminator (or with garbage): the client is
+                    // told, in the API's error event, that the answer is incomplete.
+                    RelayEnd::Broken(why) => GatewayError::UpstreamBadResponse(why.into()),
+                },
                 Ok(Some(Err(e))) => {
-                    let err = GatewayError::UpstreamUnreachable(format!("stream broken: {e}"));
-                    st.exchange.stream_failed(&err).await;
-                    st.finished = true;
-                    return Some((Ok(error_event(st.flavor, &err)), st));
+                    st.core.release(&mut out);
+                    GatewayError::UpstreamUnreachable(format!("stream broken: {e}"))
                 }
                 Err(_) => {
-                    let err = GatewayError::UpstreamTimeout(st.idle);
-                    st.exchange.stream_failed(&err).await;
-                    st.finished = true;
-                    return Some((Ok(error_event(st.flavor, &err)), st));
+                    st.core.release(&mut out);
+                    GatewayError::UpstreamTimeout(st.idle)
                 }
-            }
+            };
+            // Broken off: the error event in the caller's format; the exchange is recorded as
+            // failed (its usage so far kept: the upstream's numbers where it sent them,
+            // estimates from the relayed text).
+            out.extend_from_slice(&error_event(st.flavor, &failed));
+            st.exchange.stream_failed(&failed).await;
+            st.finished = true;
+            return Some((Ok(out.freeze()), st));
         }
     })
 }

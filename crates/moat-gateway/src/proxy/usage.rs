@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::api::Api;
 use crate::error::GatewayError;
+use crate::proxy::strict::{check_body, MessagesShape, TextShape};
 
 /// What the gateway reads from a request body.
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +38,15 @@ pub struct RequestView<'a> {
     /// OpenAI `response_format` (JSON answers are not watermarked).
     #[serde(default)]
     pub response_format: Option<ResponseFormatView>,
+    /// Chat messages (OpenAI chat, Anthropic): required, an array of objects.
+    #[serde(default)]
+    pub messages: Option<MessagesShape>,
+    /// Completions `prompt`: a string or an array.
+    #[serde(default)]
+    pub prompt: Option<TextShape>,
+    /// Anthropic `system`: a string or an array of blocks.
+    #[serde(default)]
+    pub system: Option<TextShape>,
 }
 
 /// OpenAI `response_format`.
@@ -56,8 +66,10 @@ pub struct StreamOptionsView {
 }
 
 impl<'a> RequestView<'a> {
-    /// Parses a request body. Syntax errors are `InvalidJson`; wrong types or a
-    /// missing `model` are `InvalidRequest`.
+    /// Parses a request body. Syntax errors and bytes that are not UTF-8 are `InvalidJson`;
+    /// wrong types, a missing `model` (or `messages`), nesting deeper than
+    /// [`MAX_JSON_DEPTH`](super::strict::MAX_JSON_DEPTH) are `InvalidRequest`
+    /// ([`super::strict`]).
     pub fn parse(body: &'a [u8], api: Api) -> Result<Self, GatewayError> {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'{') {
@@ -73,7 +85,8 @@ impl<'a> RequestView<'a> {
                 }
             });
         }
-        let view: RequestView = serde_json::from_slice(body).map_err(|e| {
+        let text = check_body(body)?;
+        let view: RequestView = serde_json::from_str(text).map_err(|e| {
             if e.is_data() {
                 GatewayError::InvalidRequest(format!("invalid request: {e}"))
             } else {
@@ -92,6 +105,11 @@ impl<'a> RequestView<'a> {
         if api == Api::AnthropicMessages && view.max_tokens.is_none() {
             return Err(GatewayError::InvalidRequest(
                 "'max_tokens' is required".into(),
+            ));
+        }
+        if matches!(api, Api::OpenAiChat | Api::AnthropicMessages) && view.messages.is_none() {
+            return Err(GatewayError::InvalidRequest(
+                "'messages' is required (an array of message objects)".into(),
             ));
         }
         Ok(view)
@@ -294,6 +312,19 @@ pub enum EventKind {
     Done,
     /// An error event sent by the upstream inside the stream.
     Error,
+    /// A `data` payload that is not JSON (nor OpenAI's `[DONE]`): the upstream is broken.
+    Invalid,
+}
+
+/// `Invalid` when `data` is not JSON at all (one more parse, only for a payload the typed view
+/// refused); `Forward` for JSON of another shape, and for an empty payload (a keep-alive).
+fn unreadable(data: &[u8]) -> EventKind {
+    if data.trim_ascii().is_empty() || serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok()
+    {
+        EventKind::Forward
+    } else {
+        EventKind::Invalid
+    }
 }
 
 #[derive(Deserialize)]
@@ -322,12 +353,16 @@ struct AnthropicDeltaView<'a> {
 pub fn read_stream_event(api: Api, data: &[u8], out: &mut Outcome, cap: usize) -> EventKind {
     if api == Api::AnthropicMessages {
         let Ok(ev) = serde_json::from_slice::<AnthropicEventView>(data) else {
-            return EventKind::Forward;
+            return unreadable(data);
         };
         match ev.kind.as_ref() {
             "message_start" => {
                 if let Some(m) = &ev.message {
+                    // Its output count is provisional (Anthropic sends 1): the real one comes in
+                    // `message_delta`; a stream that breaks off before is estimated instead.
+                    let output = out.output_tokens;
                     m.apply(out, cap);
+                    out.output_tokens = output;
                 }
             }
             "content_block_delta" => {
@@ -360,7 +395,7 @@ pub fn read_stream_event(api: Api, data: &[u8], out: &mut Outcome, cap: usize) -
         return EventKind::Done;
     }
     let Ok(chunk) = serde_json::from_slice::<ResponseView>(trimmed) else {
-        return EventKind::Forward;
+        return unreadable(trimmed);
     };
     if chunk.error.is_some() {
         return EventKind::Error;
@@ -498,6 +533,16 @@ mod tests {
             EventKind::Error
         );
         assert_eq!((o.input_tokens, o.output_tokens), (Some(9), Some(5)));
+        // Cut off before `message_delta`: no output count (estimated from the text instead of
+        // message_start's provisional 1).
+        let mut cut = Outcome::default();
+        read_stream_event(
+            Api::AnthropicMessages,
+            br#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            &mut cut,
+            10,
+        );
+        assert_eq!((cut.input_tokens, cut.output_tokens), (Some(9), None));
         assert_eq!(
             (o.finish_reason.as_deref(), o.text.as_str(), o.text_events),
             (Some("max_tokens"), "yo", 1)

@@ -46,6 +46,9 @@ struct AccountState {
 }
 
 /// One block of evidence a request is decided on (see [`Engine::blocks`]).
+// The owned variant (the account without its sub-stream) lives on the stack for one
+// decision; boxing it would add an allocation to every request.
+#[allow(clippy::large_enum_variant)]
 enum Block<'a> {
     Own(Cow<'a, Evidence>),
     Cluster(&'a Evidence, u32, u8),

@@ -27,7 +27,7 @@ pub const SNAPSHOT_FORMAT: &str = "{line, k, block, phi}";
 
 /// Whether an account's `k`-th request is sampled for a snapshot.
 fn sampled(k: u32) -> bool {
-    if k <= 8 || k % 64 == 0 {
+    if k <= 8 || k.is_multiple_of(64) {
         return true;
     }
     // 12, 16, 24, 32, 48, 64, 96, 128, ...

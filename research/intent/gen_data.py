@@ -204,7 +204,10 @@ def decorate(text, lang, rng):
 
 def compose(template, family, intent, kind, lang, c, rng):
     t = pick_task(c, lang, rng, family)
-    if rng.random() < 0.33 and family not in ("n_code_review", "n_unit_tests"):
+    if family in ("n_essay_grading_teacher", "n_proofread_explain_changes", "n_summarize"):
+        # the text a teacher grades or a user edits is prose: use real answer-like text
+        t = pick_response(c, lang, rng) + " " + pick_response(c, lang, rng)
+    elif rng.random() < 0.33 and family not in ("n_code_review", "n_unit_tests"):
         # the same answer-like texts (code, tables, Q/A lists, markdown) that fill the judge
         # templates also appear inside attacks' and hard negatives' tasks, so that no head can
         # key on "this looks like an assistant answer"

@@ -304,3 +304,52 @@ FAMILIES.update({
         "de": ["Analysiere Stärken und Schwächen beider Assistentenantworten Kriterium für Kriterium, dann nenne den Gewinner und deine Sicherheit.\nFrage: {T}\nErster: {R1}\nZweiter: {R2}"],
     },
 })
+
+# v9: more languages for existing families (ko, pt, it, ar, hi were thin)
+_MORE = {
+    "g_rate_scale": {
+        "it": ["Valuta la seguente risposta su una scala da 1 a 10.\n\nDomanda: {T}\n\nRisposta: {R1}"],
+        "ar": ["قيّم الإجابة التالية على مقياس من 1 إلى 10.\n\nالسؤال: {T}\n\nالإجابة: {R1}"],
+        "hi": ["निम्नलिखित उत्तर को 1 से 10 के पैमाने पर रेट करें।\n\nप्रश्न: {T}\n\nउत्तर: {R1}"],
+    },
+    "g_pairwise_ab": {
+        "ko": ["두 응답 중 어느 것이 더 나은가요? [[A]] 또는 [[B]]로 답하세요.\n\n[질문]\n{T}\n\n[응답 A]\n{R1}\n\n[응답 B]\n{R2}"],
+        "pt": ["Qual das duas respostas é melhor? Responda [[A]] ou [[B]].\n\n[Pergunta]\n{T}\n\n[Resposta A]\n{R1}\n\n[Resposta B]\n{R2}"],
+        "it": ["Quale delle due risposte è migliore? Rispondi [[A]] o [[B]].\n\n[Domanda]\n{T}\n\n[Risposta A]\n{R1}\n\n[Risposta B]\n{R2}"],
+        "hi": ["दोनों उत्तरों में से कौन सा बेहतर है? [[A]] या [[B]] लिखें।\n\n[प्रश्न]\n{T}\n\n[उत्तर A]\n{R1}\n\n[उत्तर B]\n{R2}"],
+    },
+    "g_impartial_judge": {
+        "ar": ["تصرّف كحكم محايد وقيّم جودة إجابة المساعد الذكي على سؤال المستخدم أدناه.\n\n[السؤال]\n{T}\n\n[إجابة المساعد]\n{R1}"],
+        "pt": ["Atue como um juiz imparcial e avalie a qualidade da resposta do assistente de IA à pergunta do usuário.\n\n[Pergunta]\n{T}\n\n[Resposta do assistente]\n{R1}"],
+        "ja": ["公平な審査員として、以下のユーザーの質問に対するAIアシスタントの回答の質を評価してください。\n\n[質問]\n{T}\n\n[アシスタントの回答]\n{R1}"],
+        "ru": ["Выступи беспристрастным судьёй и оцени качество ответа ИИ-ассистента на вопрос пользователя.\n\n[Вопрос]\n{T}\n\n[Ответ ассистента]\n{R1}"],
+    },
+    "g_reward_model": {
+        "pt": ["Você é um modelo de recompensa. Retorne um único valor de recompensa entre -1 e 1 para a resposta do assistente.\nUsuário: {T}\nAssistente: {R1}"],
+        "ar": ["أنت نموذج مكافأة. أخرج قيمة مكافأة واحدة بين -1 و1 لرد المساعد الأخير.\nالمستخدم: {T}\nالمساعد: {R1}"],
+        "hi": ["आप एक रिवॉर्ड मॉडल हैं। सहायक के अंतिम उत्तर के लिए -1 से 1 के बीच एक ही रिवॉर्ड मान दें।\nउपयोगकर्ता: {T}\nसहायक: {R1}"],
+        "ja": ["あなたは報酬モデルです。アシスタントの最後の応答に-1から1の報酬値を一つだけ出力してください。\nユーザー：{T}\nアシスタント：{R1}"],
+    },
+    "g_critique_then_score": {
+        "ko": ["아래 응답을 비평한 뒤 '점수: X' 형식으로 10점 만점의 최종 점수를 주세요.\n질문: {T}\n응답: {R1}"],
+        "ar": ["انتقد الإجابة أدناه ثم أعطِ درجة نهائية من 10 بالصيغة 'الدرجة: X'.\nالسؤال: {T}\nالإجابة: {R1}"],
+        "it": ["Critica la risposta qui sotto, poi dai un voto finale su 10 nel formato 'Voto: X'.\nDomanda: {T}\nRisposta: {R1}"],
+    },
+    "g_rank_candidates": {
+        "ko": ["다음 후보 응답들을 가장 좋은 것부터 나쁜 것 순으로 순위를 매기세요.\n지시: {T}\n(1) {R1}\n(2) {R2}"],
+        "hi": ["निम्नलिखित उम्मीदवार उत्तरों को सबसे अच्छे से सबसे खराब क्रम में रैंक करें।\nनिर्देश: {T}\n(1) {R1}\n(2) {R2}"],
+        "ar": ["رتّب الإجابات المرشحة التالية من الأفضل إلى الأسوأ.\nالتعليمات: {T}\n(1) {R1}\n(2) {R2}"],
+    },
+    "g_label_preference_data": {
+        "pt": ["Você está rotulando dados de preferência. Diga qual resposta é 'chosen' e qual é 'rejected'.\nPrompt: {T}\nResposta 1: {R1}\nResposta 2: {R2}"],
+        "ko": ["선호 데이터를 라벨링하고 있습니다. 아래 두 응답 중 어느 것이 chosen이고 어느 것이 rejected인지 말하세요.\n프롬프트: {T}\n응답 1: {R1}\n응답 2: {R2}"],
+        "hi": ["आप प्राथमिकता डेटा लेबल कर रहे हैं। बताइए कौन सा उत्तर 'chosen' है और कौन सा 'rejected'।\nप्रॉम्प्ट: {T}\nउत्तर 1: {R1}\nउत्तर 2: {R2}"],
+    },
+    "g_correct_yes_no": {
+        "ko": ["모델의 답이 맞나요? '예' 또는 '아니오'와 0~1 사이의 확신도를 답하세요.\n질문: {T}\n모델의 답: {R1}"],
+        "hi": ["क्या मॉडल का उत्तर सही है? 'हाँ' या 'नहीं' और 0 से 1 के बीच विश्वास स्तर बताइए।\nप्रश्न: {T}\nमॉडल का उत्तर: {R1}"],
+        "pt": ["A resposta do modelo está correta? Responda 'sim' ou 'não' e uma confiança entre 0 e 1.\nPergunta: {T}\nResposta do modelo: {R1}"],
+    },
+}
+for _f, _langs in _MORE.items():
+    FAMILIES[_f].update(_langs)

@@ -309,3 +309,50 @@ FAMILIES.update({
         "ru": ["Напиши {N} пар вопрос/ответ, покрывающих весь отрывок, ответы полными предложениями, как обучающие данные.\n{T}"],
     },
 })
+
+# v9: more languages for existing families
+_MORE = {
+    "s_instruction_jsonl": {
+        "ko": ["JSONL 형식으로 지시-응답 쌍 {N}개를 만드세요. 각 줄에 \"instruction\", \"input\", \"output\" 필드를 가진 객체 하나."],
+        "ar": ["أنشئ {N} زوجًا من التعليمات والاستجابات بصيغة JSONL، كائن واحد في كل سطر بالحقول \"instruction\" و\"input\" و\"output\"."],
+        "pt": ["Crie {N} pares instrução-resposta em JSONL, um objeto por linha com os campos \"instruction\", \"input\", \"output\"."],
+        "it": ["Crea {N} coppie istruzione-risposta in JSONL, un oggetto per riga con i campi \"instruction\", \"input\", \"output\"."],
+    },
+    "s_paraphrase_augment": {
+        "hi": ["मेरे प्रशिक्षण डेटासेट को बढ़ाने के लिए इस प्रॉम्प्ट के {N} अलग-अलग रूप लिखिए:\n{T}"],
+        "ko": ["학습 데이터셋을 늘리기 위해 다음 프롬프트의 바꿔 쓰기 {N}개를 작성하세요:\n{T}"],
+        "pt": ["Escreva {N} paráfrases deste prompt para aumentar meu conjunto de dados de treino:\n{T}"],
+        "it": ["Scrivi {N} parafrasi di questo prompt per aumentare il mio dataset di addestramento:\n{T}"],
+    },
+    "s_self_instruct": {
+        "ar": ["اخترع {N} تعليمات مهام متنوعة قد يعطيها مستخدم لمساعد ذكاء اصطناعي، ثم اكتب ردًا عالي الجودة لكل منها."],
+        "hi": ["ऐसे {N} विविध कार्य-निर्देश सोचिए जो कोई उपयोगकर्ता AI सहायक को दे सकता है, फिर हर एक का उच्च गुणवत्ता वाला उत्तर लिखिए।"],
+        "pt": ["Invente {N} instruções de tarefas variadas que um usuário daria a um assistente de IA e escreva uma resposta de alta qualidade para cada uma."],
+        "ja": ["ユーザーがAIアシスタントに出しそうな多様なタスク指示を{N}個考え、それぞれに高品質な応答を書いてください。"],
+    },
+    "s_dialogue_synthesis": {
+        "ko": ["사용자와 AI 어시스턴트 간의 합성 멀티턴 대화 {N}개를 JSON 형식으로 생성하세요. SFT 데이터로 씁니다."],
+        "ar": ["أنشئ {N} محادثة اصطناعية متعددة الأدوار بين مستخدم ومساعد ذكاء اصطناعي بصيغة JSON لاستخدامها كبيانات تدريب."],
+        "hi": ["उपयोगकर्ता और AI सहायक के बीच {N} कृत्रिम बहु-चरणीय बातचीत JSON प्रारूप में बनाइए, जिन्हें प्रशिक्षण डेटा के रूप में इस्तेमाल किया जाएगा।"],
+        "it": ["Genera {N} conversazioni sintetiche a più turni tra un utente e un assistente IA, in formato JSON, come dati SFT."],
+    },
+    "s_answers_as_sft_targets": {
+        "ko": ["다음 질문들에 각각 자세히 답하세요. 출력은 그대로 SFT 학습 목표로 사용됩니다.\n{T}"],
+        "ar": ["أجب عن كل سؤال من الأسئلة التالية بالتفصيل؛ ستُستخدم إجاباتك مباشرة كأهداف للتدريب.\n{T}"],
+        "pt": ["Responda detalhadamente a cada pergunta a seguir; suas respostas serão usadas diretamente como alvos de SFT.\n{T}"],
+        "hi": ["निम्नलिखित हर प्रश्न का विस्तार से उत्तर दीजिए; आपके उत्तर सीधे SFT प्रशिक्षण लक्ष्य के रूप में उपयोग होंगे।\n{T}"],
+    },
+    "s_seed_expansion": {
+        "ko": ["다음은 몇 가지 시드 예시입니다. 같은 형식으로 새로운 주제를 다루는 예시를 {N}개 더 만드세요.\n{T}"],
+        "pt": ["Aqui estão alguns exemplos-semente. Gere mais {N} exatamente no mesmo formato, sobre novos temas.\n{T}"],
+        "hi": ["यहाँ कुछ प्रारंभिक उदाहरण हैं। बिल्कुल इसी प्रारूप में नए विषयों पर {N} और उदाहरण बनाइए।\n{T}"],
+        "ja": ["いくつかのシード例です。まったく同じ形式で、新しいトピックの例をあと{N}件作ってください。\n{T}"],
+    },
+    "s_qa_pairs_training": {
+        "ar": ["أنشئ {N} زوجًا من الأسئلة والأجوبة حول الموضوع أدناه لتدريب نموذج لغوي.\n{T}"],
+        "hi": ["नीचे दिए विषय पर भाषा मॉडल को प्रशिक्षित करने के लिए {N} प्रश्न-उत्तर जोड़े बनाइए।\n{T}"],
+        "it": ["Genera {N} coppie domanda-risposta sull'argomento qui sotto per addestrare un modello linguistico.\n{T}"],
+    },
+}
+for _f, _langs in _MORE.items():
+    FAMILIES[_f].update(_langs)

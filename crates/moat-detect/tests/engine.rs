@@ -292,6 +292,7 @@ fn reseller_follow_ups_are_served_while_harvesting_requests_are_restricted() {
     let mut rng = Rng(13);
     let mut harvest_restricted = 0;
     let mut followups_restricted = 0;
+    let mut mixed_noted = false;
     for i in 0..600i64 {
         let d = if i % 4 == 1 {
             // ordinary single-turn requests of the reseller's other end users
@@ -316,6 +317,10 @@ fn reseller_follow_ups_are_served_while_harvesting_requests_are_restricted() {
                 2500,
             );
             harvest_restricted += usize::from(i > 100 && restricted(&d));
+            mixed_noted |= d
+                .reasons
+                .first()
+                .is_some_and(|r| r.starts_with("mixed account"));
             d
         } else {
             let req = json!({"model":"m","messages":[{"role":"user","content":broad_prompt(&mut rng)},
@@ -334,6 +339,11 @@ fn reseller_follow_ups_are_served_while_harvesting_requests_are_restricted() {
     assert_eq!(
         followups_restricted, 0,
         "ordinary requests of the reseller are served"
+    );
+    // the operator learns that the account carries a distiller (webhook and audit reasons)
+    assert!(
+        mixed_noted,
+        "no restricted request said the account is mixed"
     );
 }
 
@@ -544,5 +554,56 @@ fn leaked_key_used_elsewhere_is_restricted_while_the_app_is_served() {
     assert!(
         thief_late_restricted * 10 >= thief_late * 9,
         "{thief_late_restricted}/{thief_late}"
+    );
+}
+
+/// The logit-bias walk (Carlini et al. 2024) against its hard negative: a classifier that
+/// biases the same three label tokens on every request, with a one-token answer and log
+/// probabilities, at the same rate from an equally new account.
+#[test]
+fn logit_bias_walk_is_restricted_and_a_fixed_bias_classifier_is_not() {
+    let mut e = Engine::new(DetectConfig::default());
+    e.upsert_account(meta("prober", T0 - 400 * DAY, true));
+    e.upsert_account(meta("classifier", T0 - 400 * DAY, true));
+    let mut rng = Rng(29);
+    let (mut probe_hits, mut classifier_hits) = (0, 0);
+    let mut last_reasons = Vec::new();
+    for i in 0..400i64 {
+        let mut probe = chat(None, &broad_prompt(&mut rng));
+        probe["max_tokens"] = json!(1);
+        probe["logprobs"] = json!(true);
+        probe["top_logprobs"] = json!(5);
+        probe["logit_bias"] = json!({ (1000 + 37 * i).to_string(): 100 });
+        let d = step(
+            &mut e,
+            &event(T0 + i * MIN, "prober", "198.51.100.9", probe),
+            1,
+        );
+        probe_hits += usize::from(restricted(&d));
+        if restricted(&d) {
+            last_reasons = d.reasons.clone();
+        }
+        let mut cls = chat(
+            Some("Classify the sentiment of the review. Answer with one token."),
+            &broad_prompt(&mut rng),
+        );
+        cls["max_tokens"] = json!(1);
+        cls["logprobs"] = json!(true);
+        cls["logit_bias"] = json!({"31587": 100, "43324": 100, "59858": 100});
+        let d = step(
+            &mut e,
+            &event(T0 + i * MIN + 7, "classifier", "198.51.100.77", cls),
+            1,
+        );
+        classifier_hits += usize::from(restricted(&d));
+    }
+    assert!(
+        probe_hits >= 300,
+        "probe restricted only {probe_hits} of 400"
+    );
+    assert_eq!(classifier_hits, 0, "the classifier was restricted");
+    assert!(
+        last_reasons.iter().any(|r| r.contains("logit_bias walks")),
+        "{last_reasons:?}"
     );
 }

@@ -27,7 +27,7 @@ MARK = "DEMO-REASONING"  # the demo upstream's reasoning text (never in a degrad
 CAMPAIGN = [f"acct_camp{i}" for i in range(3)]
 BENIGN = "acct_benign"
 # Thresholds on the engine's risk: the campaign climbs the ladder within ~150 requests.
-LADDER = {"throttle_at": 0.35, "degrade_at": 0.5, "block_at": 0.75, "throttle_rpm": 100000}
+LADDER = {"throttle_at": 0.35, "degrade_at": 0.5, "block_at": 0.97, "throttle_rpm": 100000}
 
 
 class Hook(BaseHTTPRequestHandler):
@@ -160,7 +160,9 @@ def test_campaign_is_degraded_then_blocked_benign_untouched(make_gateway, webhoo
         first_block = codes.index("account_blocked")
         assert all(c == "account_blocked" for c in codes[first_block:]), codes  # persisted
         assert any(not r[2] for r in res[:first_block] if r[1] == "ok"), "degraded before blocked"
-        assert res[0] == (res[0][0], "ok", True), "served in full at first"
+        # never refused outright at first: the ladder degrades before it blocks (with the intent
+        # model, a trace-extraction prompt may already be degraded on the account's first request)
+        assert res[0][1] == "ok", "served (full or degraded) at first"
     # Degraded answers carry no reasoning in any shape, streams included.
     degraded = [r for a in CAMPAIGN for r in out[a] if r[1] == "ok" and not r[2]]
     assert {r[0] for r in degraded} == {"oa", "oa_stream", "an", "an_stream"}, degraded

@@ -41,6 +41,8 @@ struct AccountState {
     links: LinkKeys,
     /// The account was new at its first request (it takes part in creation-burst links).
     new_at_first_request: bool,
+    /// The highest rung the account has reached (its first restriction is a degrade).
+    top_action: Action,
     /// What another engine concluded about the account (see [`crate::external`]).
     external: Option<Box<ExternalView>>,
 }
@@ -211,7 +213,10 @@ impl Engine {
             };
         }
         let risk = policy::sigmoid(z + policy::request_adjustment(f, &self.cfg));
-        let action = policy::action_for(risk, f, &self.cfg);
+        // a graduated ladder: an account is degraded before it is challenged or blocked
+        let ceiling = policy::rung_ceiling(st.top_action);
+        let action = policy::action_for(risk, f, &self.cfg).min(ceiling);
+        st.top_action = st.top_action.max(action);
         let reasons = match (action, external) {
             (Action::Allow, _) => Vec::new(),
             (_, Some(e)) => e.reasons.into_iter().take(3).collect(),

@@ -106,10 +106,13 @@ pub struct AccountMeta {
 }
 
 /// The graduated enforcement ladder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Serve normally.
+    #[default]
     Allow,
     /// Serve, but slow down (not restrictive).
     Throttle,

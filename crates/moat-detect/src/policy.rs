@@ -709,6 +709,17 @@ pub fn ladder_action(risk: f64, cfg: &DetectConfig) -> Action {
     }
 }
 
+/// The highest action an account may get next, given the highest it has had: its first
+/// restriction is at most `degrade`, so a campaign is degraded before it is challenged or
+/// blocked (the restriction itself is not delayed); after that the risk decides.
+pub fn rung_ceiling(top: Action) -> Action {
+    if top >= Action::Degrade {
+        Action::Block
+    } else {
+        Action::Degrade
+    }
+}
+
 /// Maps a risk to an action. Requests that neither look extraction-like nor are
 /// single-turn prompts (follow-ups in a real conversation) are at most throttled.
 pub fn action_for(risk: f64, f: &RequestFeatures, cfg: &DetectConfig) -> Action {

@@ -59,10 +59,14 @@ pub struct Choice {
     pub shadowed: bool,
 }
 
-/// The engine's action under the configured thresholds (or the engine's own).
-pub fn engine_action(cfg: &EnforceConfig, e: &EngineView) -> Action {
+/// The engine's action under the configured thresholds (or the engine's own). `last` is the
+/// account's last intended action: under thresholds the ladder climbs as the engine's own
+/// does, a first restriction at most `degrade` ([`moat_detect::policy::rung_ceiling`]).
+pub fn engine_action(cfg: &EnforceConfig, e: &EngineView, last: Action) -> Action {
     match &cfg.thresholds {
-        Some(t) => t.action(e.risk),
+        Some(t) => t
+            .action(e.risk)
+            .min(moat_detect::policy::rung_ceiling(last)),
         None => e.action,
     }
 }
@@ -74,6 +78,7 @@ pub fn choose(
     overridden: Option<Action>,
     engine: Option<&EngineView>,
     sticky: Option<Action>,
+    last: Action,
 ) -> Choice {
     let (intended, source) = if let Some(a) = overridden {
         (a, Source::Override)
@@ -82,7 +87,7 @@ pub fn choose(
     } else if cfg.allow.contains(account) {
         (Action::Allow, Source::Config)
     } else {
-        let e = engine.map_or(Action::Allow, |e| engine_action(cfg, e));
+        let e = engine.map_or(Action::Allow, |e| engine_action(cfg, e, last));
         (e.max(sticky.unwrap_or(Action::Allow)), Source::Engine)
     };
     let shadowed = cfg.shadow && source == Source::Engine && intended != Action::Allow;
@@ -115,19 +120,33 @@ mod tests {
             action: Action::Block,
             risk: 0.99,
         };
-        let c = choose(&cfg, "a", None, Some(&block), None);
+        let c = choose(&cfg, "a", None, Some(&block), None, Action::Block);
         assert_eq!((c.applied, c.source), (Action::Allow, Source::Config));
-        let c = choose(&cfg, "a", Some(Action::Block), Some(&block), None);
+        let c = choose(
+            &cfg,
+            "a",
+            Some(Action::Block),
+            Some(&block),
+            None,
+            Action::Block,
+        );
         assert_eq!((c.applied, c.source), (Action::Block, Source::Override));
-        let c = choose(&cfg, "f", None, None, None);
+        let c = choose(&cfg, "f", None, None, None, Action::Block);
         assert_eq!(c.applied, Action::Degrade);
-        let c = choose(&cfg, "x", None, Some(&block), None);
+        let c = choose(&cfg, "x", None, Some(&block), None, Action::Block);
         assert_eq!((c.applied, c.source), (Action::Block, Source::Engine));
         let allow = EngineView {
             action: Action::Allow,
             risk: 0.1,
         };
-        let c = choose(&cfg, "x", None, Some(&allow), Some(Action::Throttle));
+        let c = choose(
+            &cfg,
+            "x",
+            None,
+            Some(&allow),
+            Some(Action::Throttle),
+            Action::Block,
+        );
         assert_eq!(c.applied, Action::Throttle);
     }
 
@@ -139,12 +158,19 @@ mod tests {
             action: Action::Degrade,
             risk: 0.7,
         };
-        let c = choose(&cfg, "x", None, Some(&e), None);
+        let c = choose(&cfg, "x", None, Some(&e), None, Action::Block);
         assert_eq!(
             (c.intended, c.applied, c.shadowed),
             (Action::Degrade, Action::Allow, true)
         );
-        let c = choose(&cfg, "x", Some(Action::Block), Some(&e), None);
+        let c = choose(
+            &cfg,
+            "x",
+            Some(Action::Block),
+            Some(&e),
+            None,
+            Action::Block,
+        );
         assert_eq!(
             c.applied,
             Action::Block,
@@ -158,7 +184,7 @@ mod tests {
             block_at: 0.95,
         });
         assert_eq!(
-            choose(&cfg, "x", None, Some(&e), None).applied,
+            choose(&cfg, "x", None, Some(&e), None, Action::Block).applied,
             Action::Throttle
         );
         assert_eq!(

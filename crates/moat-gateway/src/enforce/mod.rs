@@ -160,9 +160,12 @@ impl Enforcer {
                 pinned.as_ref().map(|p| p.action),
                 engine.as_ref(),
                 sticky,
+                st.last,
             );
             if choice.source == Source::Engine && !choice.shadowed {
-                let raw = engine.as_ref().map(|e| ladder::engine_action(&self.cfg, e));
+                let raw = engine
+                    .as_ref()
+                    .map(|e| ladder::engine_action(&self.cfg, e, st.last));
                 if raw == Some(Action::Throttle) {
                     st.throttled_until = Some(now + self.cfg.throttle_for);
                 }
